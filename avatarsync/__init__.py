@@ -1,0 +1,3 @@
+"""avatarsync: Terraform for AI avatar characters."""
+
+__version__ = "0.1.0"

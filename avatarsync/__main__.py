@@ -1,0 +1,3 @@
+from avatarsync.cli import run
+
+run()

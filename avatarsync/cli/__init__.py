@@ -1,0 +1,10 @@
+"""Command-line interface: the only package that imports click.
+
+`app` holds the root group and the error handling; each `*_cmds` module adds
+the commands of one area to it.
+"""
+
+from avatarsync.cli import emulator_cmds, manifest_cmds, plan_cmds  # noqa: F401  (registers)
+from avatarsync.cli.app import CliContext, main, run
+
+__all__ = ["CliContext", "main", "run"]

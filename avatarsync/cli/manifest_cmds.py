@@ -1,0 +1,3 @@
+"""Commands: manifest_cmds."""
+
+from avatarsync.cli.app import main  # noqa: F401

@@ -1,0 +1,162 @@
+"""The shared vocabulary: resource kinds, addresses and the desired state.
+
+This is where the two halves of the flow meet. The manifest side
+(loader → manifest → templating → refs) produces a `DesiredState` for one
+environment; the plan side (providers → diff → plan → apply) consumes it.
+Nothing here does I/O.
+
+Canonical `spec` fields per kind (every field present, defaults applied,
+`None` meaning "not set"; references hold the *key* of the target):
+
+    Face           identity
+    Voice          identity, instructions
+    Brain          instructions, greetingMessage
+    KnowledgeBase  displayName, description          (+ `documents`)
+    Character      displayName, livekitIdentity, face, voice, brain,
+                   knowledgeBase, search, elevenlabsAgentId
+
+Inline faces/voices/brains (written inside one character) get the key
+`<character>.<field>` (e.g. `tommy.brain`); user keys cannot contain a dot,
+so the two never collide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "API_KINDS",
+    "KEY_PATTERN",
+    "REFERENCE_FIELDS",
+    "Address",
+    "DesiredResource",
+    "DesiredState",
+    "DocumentSpec",
+    "Kind",
+    "Position",
+    "Preset",
+]
+
+
+class Kind(StrEnum):
+    FACE = "Face"
+    VOICE = "Voice"
+    BRAIN = "Brain"
+    KNOWLEDGE_BASE = "KnowledgeBase"
+    CHARACTER = "Character"
+    CONVERSATION_PRESET = "ConversationPreset"
+
+
+# Kinds that exist as resources on the Equos API, leaves first.
+API_KINDS: tuple[Kind, ...] = (
+    Kind.FACE,
+    Kind.VOICE,
+    Kind.BRAIN,
+    Kind.KNOWLEDGE_BASE,
+    Kind.CHARACTER,
+)
+
+# Character spec field -> kind it references.
+REFERENCE_FIELDS: Mapping[str, Kind] = {
+    "face": Kind.FACE,
+    "voice": Kind.VOICE,
+    "brain": Kind.BRAIN,
+    "knowledgeBase": Kind.KNOWLEDGE_BASE,
+}
+
+# A user-written key: lowercase-friendly, no dots (dots mark inline keys).
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    """`Kind/key`: how a resource is named in plans, state and --target."""
+
+    kind: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.key}"
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        kind, sep, key = text.partition("/")
+        if not sep or not kind or not key:
+            raise ValueError(f"expected Kind/key, got {text!r}")
+        return cls(kind, key)
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where a value was written: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """A knowledge-base document: a file in the repo, identified by `name`."""
+
+    name: str
+    description: str | None
+    mime_type: str
+    path: Path  # absolute
+    sha256: str  # of the file's bytes: a new hash means re-upload
+    size: int
+    position: Position | None = None
+
+
+@dataclass(frozen=True)
+class DesiredResource:
+    """One API resource as the manifests want it in one environment."""
+
+    address: Address
+    spec: Mapping[str, Any]
+    position: Position
+    field_positions: Mapping[str, Position] = field(default_factory=dict)
+    refs: Mapping[str, Address] = field(default_factory=dict)
+    documents: tuple[DocumentSpec, ...] = ()
+    inline_owner: Address | None = None
+    # Fields whose value came from a secret source: masked in every output.
+    sensitive_fields: frozenset[str] = frozenset()
+
+    @property
+    def kind(self) -> str:
+        return self.address.kind
+
+    @property
+    def key(self) -> str:
+        return self.address.key
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A ConversationPreset: a session recipe, not an API resource."""
+
+    key: str
+    character: str
+    max_seconds: int | None
+    prompt_ctx: str | None
+    prompt_template_vars: Mapping[str, str]  # raw jinja2 templates
+    position: Position
+    field_positions: Mapping[str, Position] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything the manifests want in one environment, fully resolved."""
+
+    environment: str
+    client: str
+    resources: Mapping[Address, DesiredResource]
+    presets: Mapping[str, Preset] = field(default_factory=dict)
