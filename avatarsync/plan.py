@@ -124,7 +124,7 @@ class Change:
     @property
     def is_change(self) -> bool:
         """True when apply has to call the API (adoption alone only writes state)."""
-        return self.action is not Action.NOOP or bool(self.documents)
+        return self.action is not Action.NOOP
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,15 +184,14 @@ class Plan:
     @property
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)
-        doc_only = sum(1 for c in self.changes if c.action is Action.NOOP and c.documents)
         return {
             "create": counts[Action.CREATE],
-            "update": counts[Action.UPDATE] + doc_only,
+            "update": counts[Action.UPDATE],
             "replace": counts[Action.REPLACE],
             "delete": counts[Action.DELETE],
             "adopt": sum(1 for c in self.changes if c.adopt),
             "drift": sum(1 for c in self.changes if c.drift),
-            "noop": counts[Action.NOOP] - doc_only,
+            "noop": counts[Action.NOOP],
         }
 
     @property
