@@ -13,8 +13,8 @@ from avatarsync.plan import KNOWN_AFTER_APPLY, Action, Plan
 from avatarsync.resources import Address
 
 
-def plan(d, l, s, **options) -> Plan:
-    return build_plan(d, l, s, options=PlanOptions(**options), plan_id="p", created_at="t")
+def plan(d, lv, s, **options) -> Plan:
+    return build_plan(d, lv, s, options=PlanOptions(**options), plan_id="p", created_at="t")
 
 
 def actions(p: Plan) -> dict[str, str]:
@@ -39,16 +39,16 @@ def test_empty_org_creates_leaves_before_characters():
 
 def test_unchanged_resources_are_noop_despite_server_defaults():
     d = desired(res("Brain", "support"), res("Character", "tommy", brain="support"))
-    l = live(("Brain", raw("Brain", "b1")), ("Character", raw("Character", "c1", brainId="b1")))
-    p = plan(d, l, state(Brain__support="b1", Character__tommy="c1"))
+    lv = live(("Brain", raw("Brain", "b1")), ("Character", raw("Character", "c1", brainId="b1")))
+    p = plan(d, lv, state(Brain__support="b1", Character__tommy="c1"))
     assert actions(p) == {"Brain/support": "no-op", "Character/tommy": "no-op"}
     assert not p.has_changes
 
 
 def test_update_shows_field_before_and_after():
     d = desired(res("Brain", "support", instructions="New text."))
-    l = live(("Brain", raw("Brain", "b1")))
-    p = plan(d, l, state(Brain__support="b1"))
+    lv = live(("Brain", raw("Brain", "b1")))
+    p = plan(d, lv, state(Brain__support="b1"))
     (change,) = p.changes
     assert change.action is Action.UPDATE and change.remote_id == "b1"
     assert [(f.field, f.before, f.after) for f in change.fields] == [
@@ -59,8 +59,8 @@ def test_update_shows_field_before_and_after():
 
 def test_face_change_replaces_and_relinks_character():
     d = desired(res("Face", "tface", identity="other"), res("Character", "tommy", face="tface"))
-    l = live(("Face", raw("Face", "f1")), ("Character", raw("Character", "c1", faceId="f1")))
-    p = plan(d, l, state(Face__tface="f1", Character__tommy="c1"))
+    lv = live(("Face", raw("Face", "f1")), ("Character", raw("Character", "c1", faceId="f1")))
+    p = plan(d, lv, state(Face__tface="f1", Character__tommy="c1"))
     face = p.change(Address("Face", "tface"))
     assert face.action is Action.REPLACE
     assert "identity cannot be updated in place" in face.reason
@@ -82,36 +82,36 @@ def test_livekit_identity_forces_character_replace_but_name_does_not():
 
 def test_removed_resource_is_retained_without_prune_and_deleted_with_it():
     d = desired(res("Brain", "keep"))
-    l = live(("Brain", raw("Brain", "b1")), ("Brain", raw("Brain", "b2", instructions="old")))
+    lv = live(("Brain", raw("Brain", "b1")), ("Brain", raw("Brain", "b2", instructions="old")))
     s = state(Brain__keep="b1", Brain__gone="b2")
-    p = plan(d, l, s)
+    p = plan(d, lv, s)
     assert "Brain/gone" not in actions(p)
     assert p.retained == (Address("Brain", "gone"),)
     assert "run with --prune" in p.warnings[0]
-    p = plan(d, l, s, prune=True)
+    p = plan(d, lv, s, prune=True)
     assert actions(p)["Brain/gone"] == "delete"
     assert p.changes[-1].address == Address("Brain", "gone")
 
 
 def test_prune_deletes_characters_before_what_they_link():
-    l = live(
+    lv = live(
         ("Brain", raw("Brain", "b1")),
         ("Character", raw("Character", "c1", brainId="b1")),
         ("Brain", raw("Brain", "b9", instructions="keep")),
     )
     s = state(Brain__support="b1", Character__tommy="c1", Brain__keep="b9")
-    p = plan(desired(res("Brain", "keep", instructions="keep")), l, s, prune=True)
+    p = plan(desired(res("Brain", "keep", instructions="keep")), lv, s, prune=True)
     order = [str(c.address) for c in p.changes if c.action is Action.DELETE]
     assert order == ["Character/tommy", "Brain/support"]
     assert p.change(Address("Brain", "support")).depends_on == (Address("Character", "tommy"),)
 
 
 def test_deleting_everything_needs_an_explicit_flag():
-    l = live(("Brain", raw("Brain", "b1")))
+    lv = live(("Brain", raw("Brain", "b1")))
     s = state(Brain__support="b1")
     with pytest.raises(UnsafePlanError, match="would delete all 1 managed"):
-        plan(desired(), l, s, prune=True)
-    p = plan(desired(), l, s, prune=True, allow_delete_all=True)
+        plan(desired(), lv, s, prune=True)
+    p = plan(desired(), lv, s, prune=True, allow_delete_all=True)
     assert actions(p) == {"Brain/support": "delete"}
 
 
@@ -119,8 +119,8 @@ def test_drift_is_flagged_when_git_did_not_change():
     brain = res("Brain", "support")
     s = state(Brain__support="b1")
     s.resources[Address("Brain", "support")].fingerprint = resource_fingerprint(brain)
-    l = live(("Brain", raw("Brain", "b1", instructions="edited in the studio")))
-    (change,) = plan(desired(brain), l, s).changes
+    lv = live(("Brain", raw("Brain", "b1", instructions="edited in the studio")))
+    (change,) = plan(desired(brain), lv, s).changes
     assert change.action is Action.UPDATE and change.drift
     assert "edited outside avatarsync" in change.reason
 
@@ -133,16 +133,16 @@ def test_resource_deleted_outside_is_recreated_as_drift():
 
 def test_unrecorded_object_with_our_client_is_adopted_not_created_twice():
     # e.g. an apply was killed after the POST committed but before state was saved
-    l = live(("Brain", raw("Brain", "b7")))
-    (change,) = plan(desired(res("Brain", "support")), l, state()).changes
+    lv = live(("Brain", raw("Brain", "b7")))
+    (change,) = plan(desired(res("Brain", "support")), lv, state()).changes
     assert change.action is Action.NOOP and change.adopt and change.remote_id == "b7"
-    assert plan(desired(res("Brain", "support")), l, state()).has_changes
+    assert plan(desired(res("Brain", "support")), lv, state()).has_changes
 
 
 def test_two_identical_brains_adopt_two_distinct_objects():
     d = desired(res("Brain", "a"), res("Brain", "b"))
-    l = live(("Brain", raw("Brain", "b1")), ("Brain", raw("Brain", "b2")))
-    p = plan(d, l, state())
+    lv = live(("Brain", raw("Brain", "b1")), ("Brain", raw("Brain", "b2")))
+    p = plan(d, lv, state())
     assert sorted(c.remote_id for c in p.changes) == ["b1", "b2"]
 
 
@@ -151,11 +151,11 @@ def test_inline_brain_is_what_its_character_links():
         res("Character", "tommy", brain="tommy.brain"),
         res("Brain", "tommy.brain", owner="tommy", instructions="Inline."),
     )
-    l = live(
+    lv = live(
         ("Brain", raw("Brain", "b1", instructions="Something else")),
         ("Character", raw("Character", "c1", brainId="b1")),
     )
-    p = plan(d, l, state(Character__tommy="c1"))
+    p = plan(d, lv, state(Character__tommy="c1"))
     brain = p.change(Address("Brain", "tommy.brain"))
     assert brain.action is Action.UPDATE and brain.remote_id == "b1" and brain.adopt
     assert p.change(Address("Character", "tommy")).action is Action.NOOP
@@ -193,9 +193,9 @@ def test_documents_diff_by_content_hash(tmp_path):
         ("delete", "old.md"),
     ]
     s.resources[Address("KnowledgeBase", "faq")].documents["a.md"] = DocumentState("d1", a.sha256)
-    kb_live["documents"] = kb_live["documents"][:1] + [
-        {"id": "d2", "name": "b.md", "size": 4, "status": "indexed", "description": ""}
-    ]
+    kept = kb_live["documents"][0]
+    added = {"id": "d2", "name": "b.md", "size": 4, "status": "indexed", "description": ""}
+    kb_live["documents"] = [kept, added]
     (change,) = plan(desired(kb), live(("KnowledgeBase", kb_live)), s).changes
     assert change.action is Action.NOOP, change.documents
 
@@ -229,8 +229,8 @@ def test_sensitive_fields_are_marked_and_masked_in_the_saved_form():
 
 def test_plan_round_trips_through_its_dict_form():
     d = desired(res("Face", "f", identity="other"), res("Character", "tommy", face="f"))
-    l = live(("Face", raw("Face", "f1")), ("Character", raw("Character", "c1", faceId="f1")))
-    p = plan(d, l, state(Face__f="f1", Character__tommy="c1"), prune=True)
+    lv = live(("Face", raw("Face", "f1")), ("Character", raw("Character", "c1", faceId="f1")))
+    p = plan(d, lv, state(Face__f="f1", Character__tommy="c1"), prune=True)
     assert Plan.from_dict(p.to_dict()) == dataclasses.replace(p)
 
 
