@@ -35,7 +35,7 @@ from avatarsync.state import DocumentState, ResourceState, State, StateStore
 
 __all__ = ["ApiWriter", "apply_plan"]
 
-_CREATE_ATTEMPTS = 3
+_CREATE_ATTEMPTS = 5  # each retry follows a lookup proving the last POST made nothing
 
 
 class ApiWriter(Protocol):

@@ -135,9 +135,6 @@ def build_plan(
                 )
             )
 
-    warnings = [
-        f"{a} is no longer in the manifests; run with --prune to delete it" for a in retained
-    ]
     _check_delete_all(deletes, desired, state, options)
 
     all_changes = sorted(list(changes.values()) + deletes, key=_change_order)
@@ -151,7 +148,6 @@ def build_plan(
         live_fingerprint=live.fingerprint(),
         desired_fingerprint=desired_fingerprint(desired),
         created_at=created_at,
-        warnings=tuple(warnings),
         retained=tuple(retained),
         options={
             "prune": options.prune,

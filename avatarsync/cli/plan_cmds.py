@@ -1,3 +1,258 @@
-"""Commands: plan_cmds."""
+"""Commands: plan, apply, import. Parse options, call engine/operations, render.
 
-from avatarsync.cli.app import main  # noqa: F401
+Payload (the plan, the apply report) goes to stdout; progress and
+diagnostics go to stderr, so `plan --json > plan.json` stays clean.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from avatarsync import engine
+from avatarsync.cli.app import CliContext, main
+from avatarsync.diff import PlanOptions
+from avatarsync.errors import AvatarsyncError
+from avatarsync.operations import (
+    Workspace,
+    check_destroy_allowed,
+    load_plan_file,
+    save_plan_file,
+)
+from avatarsync.output import (
+    format_progress,
+    render_apply_json,
+    render_apply_text,
+    render_plan_json,
+    render_plan_markdown,
+    render_plan_text,
+    should_color,
+)
+from avatarsync.plan import Plan
+from avatarsync.report import Outcome
+from avatarsync.resources import Address
+
+__all__: list[str] = []
+
+
+def _addresses(values: tuple[str, ...], option: str) -> tuple[Address, ...]:
+    out = []
+    for value in values:
+        try:
+            out.append(Address.parse(value))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not Kind/key", param_hint=option) from None
+    return tuple(out)
+
+
+def _plan_options(
+    prune: bool, target: tuple[str, ...], exclude: tuple[str, ...], allow_delete_all: bool
+) -> PlanOptions:
+    return PlanOptions(
+        prune=prune,
+        targets=_addresses(target, "--target"),
+        excludes=_addresses(exclude, "--exclude"),
+        allow_delete_all=allow_delete_all,
+    )
+
+
+def _plan_selection(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--allow-delete-all",
+        is_flag=True,
+        help="Allow a plan that deletes every managed resource of the environment.",
+    )(f)
+    f = click.option(
+        "--exclude",
+        multiple=True,
+        metavar="KIND/KEY",
+        help="Leave this resource (and what depends on it) out. Repeatable.",
+    )(f)
+    f = click.option(
+        "--target",
+        multiple=True,
+        metavar="KIND/KEY",
+        help="Plan only this resource and what it depends on. Repeatable.",
+    )(f)
+    f = click.option(
+        "--prune",
+        is_flag=True,
+        help="Delete resources that are in state but no longer in the manifests.",
+    )(f)
+    return f
+
+
+def _color(obj: CliContext, stream: object) -> bool:
+    return should_color(stream, obj.color is False)  # type: ignore[arg-type]
+
+
+@main.command()
+@click.option("-e", "--env", "env_name", required=True, help="Environment to plan for.")
+@_plan_selection
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as versioned JSON.")
+@click.option("--markdown", is_flag=True, help="Print the plan as Markdown (PR comment).")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing changes, 2 when there are changes, 1 on error.",
+)
+@click.option("--show-unchanged", is_flag=True, help="List resources that do not change.")
+@click.pass_obj
+def plan(
+    obj: CliContext,
+    env_name: str,
+    prune: bool,
+    target: tuple[str, ...],
+    exclude: tuple[str, ...],
+    allow_delete_all: bool,
+    out: Path | None,
+    as_json: bool,
+    markdown: bool,
+    detailed_exitcode: bool,
+    show_unchanged: bool,
+) -> int:
+    """Show what apply would change in an environment. Never writes anything remote."""
+    if as_json and markdown:
+        raise click.UsageError("--json and --markdown are exclusive")
+    options = _plan_options(prune, target, exclude, allow_delete_all)
+    project = engine.load_project(obj.directory, obj.project_file)
+    env = project.environment(env_name)
+    desired = engine.resolve(project, env_name)
+    with Workspace(project, env) as ws:
+        run = ws.plan(desired, options)
+    if out is not None:
+        save_plan_file(run.plan, out)
+    if as_json:
+        click.echo(render_plan_json(run.plan), nl=False)
+    elif markdown:
+        click.echo(render_plan_markdown(run.plan), nl=False)
+    else:
+        click.echo(
+            render_plan_text(run.plan, color=_color(obj, sys.stdout), show_noop=show_unchanged),
+            nl=False,
+        )
+    click.echo(f"({run.requests} API requests, all reads)", err=True)
+    if out is not None:
+        click.echo(f"Saved the plan to {out}; apply it with: avatarsync apply {out}", err=True)
+    return 2 if detailed_exitcode and run.plan.has_changes else 0
+
+
+@main.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-e", "--env", "env_name", help="Environment (taken from PLAN_FILE if given).")
+@_plan_selection
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (for CI).")
+@click.option(
+    "--allow-destroy", is_flag=True, help="Allow deletes and replaces in a protected environment."
+)
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=10,
+    show_default=True,
+    help="Concurrent API calls at most.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another apply to release the environment.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the apply report as JSON.")
+@click.pass_obj
+def apply(
+    obj: CliContext,
+    plan_file: Path | None,
+    env_name: str | None,
+    prune: bool,
+    target: tuple[str, ...],
+    exclude: tuple[str, ...],
+    allow_delete_all: bool,
+    yes: bool,
+    allow_destroy: bool,
+    parallelism: int,
+    lock_timeout: float,
+    as_json: bool,
+) -> int:
+    """Make an environment match the manifests (or apply exactly a saved PLAN_FILE)."""
+    saved: Plan | None = None
+    if plan_file is not None:
+        if prune or target or exclude or allow_delete_all:
+            raise click.UsageError(
+                "--prune/--target/--exclude are chosen when the plan is made, not with PLAN_FILE"
+            )
+        saved = load_plan_file(plan_file)
+        if env_name is not None and env_name != saved.environment:
+            raise click.UsageError(
+                f"--env {env_name} does not match the saved plan's environment "
+                f"{saved.environment!r}"
+            )
+        env_name = saved.environment
+    if env_name is None:
+        raise click.UsageError("give --env ENV, or a saved PLAN_FILE")
+
+    project = engine.load_project(obj.directory, obj.project_file)
+    env = project.environment(env_name)
+    desired = engine.resolve(project, env_name)
+    color_err = _color(obj, sys.stderr)
+
+    def progress(outcome: Outcome) -> None:
+        click.echo(format_progress(outcome, color=color_err), err=True)
+
+    with Workspace(project, env, parallelism=parallelism) as ws, ws.locked(lock_timeout):
+        if saved is None:
+            run = ws.plan(desired, _plan_options(prune, target, exclude, allow_delete_all))
+            the_plan = run.plan
+            click.echo(render_plan_text(the_plan, color=color_err), err=True, nl=False)
+        else:
+            the_plan = saved
+        if not the_plan.has_changes:
+            if as_json:
+                click.echo('{"formatVersion": 1, "ok": true, "changes": 0}')
+            return 0
+        check_destroy_allowed(the_plan, env, allow_destroy=allow_destroy)
+        if saved is None and not yes:
+            if not sys.stdin.isatty():
+                raise AvatarsyncError(
+                    "refusing to apply without confirmation: no terminal to ask on. "
+                    "Review the plan above and pass --yes (or apply a saved plan file)."
+                )
+            click.confirm(f"Apply these changes to {env_name!r}?", abort=True, err=True)
+        report = ws.apply(the_plan, desired, saved=saved is not None, on_outcome=progress)
+    if as_json:
+        click.echo(render_apply_json(report), nl=False)
+    else:
+        click.echo(render_apply_text(report, color=_color(obj, sys.stdout)), nl=False)
+    return 0 if report.ok else 1
+
+
+@main.command("import")
+@click.option("-e", "--env", "env_name", required=True, help="Environment to import from.")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0, show_default=True)
+@click.pass_obj
+def import_(obj: CliContext, env_name: str, lock_timeout: float) -> int:
+    """Adopt live resources into state by natural key. Writes nothing remote."""
+    project = engine.load_project(obj.directory, obj.project_file)
+    env = project.environment(env_name)
+    desired = engine.resolve(project, env_name)
+    with Workspace(project, env) as ws, ws.locked(lock_timeout):
+        report = ws.import_state(desired)
+    for address, remote_id in report.adopted:
+        click.echo(f"adopted  {address} = {remote_id}")
+    for address in report.already:
+        click.echo(f"in state {address}")
+    for address in report.unmatched_desired:
+        click.echo(f"no match {address} (plan will create it)")
+    for kind, remote_id in report.unmatched_live:
+        click.echo(f"unclaimed live {kind} {remote_id} (matches no manifest)")
+    click.echo(
+        f"Import: {len(report.adopted)} adopted, {len(report.already)} already in state, "
+        f"{len(report.unmatched_desired)} without a live match, "
+        f"{len(report.unmatched_live)} live resources unclaimed.",
+        err=True,
+    )
+    return 0

@@ -1,0 +1,909 @@
+"""Equos v3, emulated: faces, voices, brains, knowledge bases (with documents and
+a presigned-style upload URL), characters, conversations, tokens, health and
+usage, persisted in the shared SQLite connection (tables `eq_*`).
+
+Wire format follows the official SDK's generated models (equos 3.1.5) where
+they and the prose docs disagree. The emulator is deliberately *stricter*
+than the real API may be, because it exists to catch client bugs early:
+
+- unknown body properties are rejected (NestJS `forbidNonWhitelisted`), so
+  PUT with `livekitIdentity`/`client` on a character is a 400;
+- PATCH on voices and brains takes the same body as create (the SDK's update
+  calls send the create models), so required fields stay required;
+- deleting a face, voice, brain or knowledge base that a character still
+  links is a 400 naming the character: it catches apply-ordering bugs
+  (delete before relink) that a lenient server would hide.
+
+Handlers never await between their first and last database statement, so
+writes are atomic with respect to each other on the single event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from avatarsync import __version__
+from avatarsync.emulator.envelopes import dumps, equos_error
+from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
+
+__all__ = [
+    "DEFAULT_MAX_SECONDS",
+    "FACE_IDENTITIES",
+    "ORGANIZATION_ID",
+    "VOICE_IDENTITIES",
+    "EquosEmulator",
+    "EquosProblem",
+]
+
+ORGANIZATION_ID = "org_emulator"
+FACE_IDENTITIES = ("tommy",)
+VOICE_IDENTITIES = (
+    "Achernar", "Achird", "Algenib", "Algieba", "Alnilam", "Aoede", "Autonoe",
+    "Callirrhoe", "Charon", "Despina", "Enceladus", "Erinome", "Fenrir", "Gacrux",
+    "Iapetus", "Kore", "Laomedeia", "Leda", "Orus", "Puck", "Pulcherrima",
+    "Rasalgethi", "Sadachbia", "Sadaltager", "Schedar", "Sulafat", "Umbriel",
+    "Vindemiatrix", "Zephyr", "Zubenelgenubi",
+)  # fmt: skip
+DEFAULT_TAKE = 20
+MAX_TAKE = 50
+DEFAULT_MAX_SECONDS = 600  # the docs give none; any positive value will do
+UPLOAD_TTL_MS = 3600 * 1000
+_FACE_ASSETS = "https://assets.emulator.invalid/faces"  # .invalid: never resolves
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS eq_objects (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent TEXT,
+    client TEXT,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS eq_objects_order ON eq_objects (kind, created_at, id);
+CREATE TABLE IF NOT EXISTS eq_uploads (
+    token TEXT PRIMARY KEY,
+    document_id TEXT NOT NULL,
+    mime_type TEXT NOT NULL,
+    expire_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eq_blobs (
+    document_id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    content BLOB NOT NULL
+);
+"""
+
+
+class EquosProblem(Exception):
+    """An error answer: status and NestJS `message`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------- validation
+
+FieldType = Literal["string", "boolean", "number", "object", "string_map"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One body property, checked the way class-validator would."""
+
+    name: str
+    type: FieldType
+    required: bool = False
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+    fields: tuple[Field, ...] = ()  # for type "object"
+
+
+_TYPE_MESSAGES: dict[str, str] = {
+    "string": "must be a string",
+    "boolean": "must be a boolean value",
+    "number": "must be a number conforming to the specified constraints",
+    "object": "must be an object",
+    "string_map": "must be an object",
+}
+
+
+def validate(body: object, fields: Iterable[Field], prefix: str = "") -> dict[str, Any]:
+    """Return the known properties of `body`, or raise 400 with every problem."""
+    fields = tuple(fields)
+    if not isinstance(body, dict):
+        raise EquosProblem(400, f"{prefix.rstrip('.') or 'body'} must be an object")
+    errors: list[str] = []
+    known = {f.name for f in fields}
+    errors.extend(f"property {prefix}{key} should not exist" for key in body if key not in known)
+    out: dict[str, Any] = {}
+    for f in fields:
+        name = prefix + f.name
+        if f.name not in body:
+            if f.required:
+                errors.append(f"{name} should not be empty")
+            continue
+        value = body[f.name]
+        if value is None:
+            if f.nullable:
+                out[f.name] = None
+            else:
+                errors.append(f"{name} {_TYPE_MESSAGES[f.type]}")
+            continue
+        problem = _type_problem(f, value, name)
+        if problem:
+            errors.extend(problem)
+        else:
+            out[f.name] = value
+    if errors:
+        raise EquosProblem(400, "; ".join(errors))
+    return out
+
+
+def _type_problem(f: Field, value: object, name: str) -> list[str]:
+    match f.type:
+        case "string":
+            if not isinstance(value, str):
+                return [f"{name} must be a string"]
+            if f.choices and value not in f.choices:
+                return [f"{name} must be one of the following values: {', '.join(f.choices)}"]
+        case "boolean":
+            if not isinstance(value, bool):
+                return [f"{name} must be a boolean value"]
+        case "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return [f"{name} {_TYPE_MESSAGES['number']}"]
+            if not math.isfinite(value) or value <= 0:
+                return [f"{name} must be a positive number"]
+        case "object":
+            try:
+                validate(value, f.fields, prefix=f"{name}.")
+            except EquosProblem as exc:
+                return [exc.message]
+        case "string_map":
+            if not isinstance(value, dict):
+                return [f"{name} must be an object"]
+            return [
+                f"{name}.{k} must be a string" for k, v in value.items() if not isinstance(v, str)
+            ]
+    return []
+
+
+def _client_field(*, nullable: bool = True) -> Field:
+    return Field("client", "string", nullable=nullable)
+
+
+def _link(name: str) -> Field:
+    return Field(name, "string", nullable=True)
+
+
+FACE_CREATE = (Field("identity", "string", required=True, choices=FACE_IDENTITIES), _client_field())
+VOICE_CREATE = (
+    Field("identity", "string", required=True, choices=VOICE_IDENTITIES),
+    Field("instructions", "string", nullable=True),
+    _client_field(),
+)
+BRAIN_CREATE = (
+    Field("instructions", "string", required=True),
+    Field("greetingMessage", "string", required=True),
+    _client_field(),
+)
+KB_CREATE = (
+    Field("name", "string", required=True),
+    Field("description", "string", required=True),
+    _client_field(nullable=False),  # the SDK types it `str`, not nullable
+)
+DOCUMENT_CREATE = (
+    Field("name", "string", required=True),
+    Field("description", "string", required=True),
+    Field("mimeType", "string", required=True),
+)
+_CHARACTER_LINKS = ("faceId", "voiceId", "brainId", "knowledgeBaseId")
+CHARACTER_CREATE = (
+    Field("name", "string", required=True),
+    Field("livekitIdentity", "string", required=True),
+    _client_field(),
+    *(_link(n) for n in _CHARACTER_LINKS),
+    Field("search", "boolean"),
+    Field("elevenlabsAgentId", "string", nullable=True),
+)
+CHARACTER_UPDATE = (
+    Field("name", "string"),
+    *(_link(n) for n in _CHARACTER_LINKS),
+    Field("search", "boolean"),
+    Field("elevenlabsAgentId", "string", nullable=True),
+)
+_PARTICIPANT = (Field("identity", "string", required=True), Field("name", "string", required=True))
+CONVERSATION_CREATE = (
+    Field("name", "string", required=True),
+    Field("characterId", "string", required=True),
+    _client_field(),
+    Field(
+        "host",
+        "object",
+        nullable=True,
+        fields=(
+            Field("serverUrl", "string", required=True),
+            Field("accessToken", "string", required=True),
+        ),
+    ),
+    Field("remoteAgent", "object", nullable=True, fields=_PARTICIPANT),
+    Field("consumer", "object", nullable=True, fields=_PARTICIPANT),
+    Field("maxSeconds", "number", nullable=True),
+    Field("promptCtx", "string", nullable=True),
+    Field("promptTemplateVars", "string_map", nullable=True),
+)
+TOKEN_CREATE = (
+    Field("user", "string", required=True),
+    _client_field(),
+    Field("character", "string", nullable=True),
+)
+
+
+# ---------------------------------------------------------------- resources
+
+
+@dataclass(frozen=True)
+class _SimpleKind:
+    """A leaf resource with plain CRUD (face, voice, brain, knowledge base)."""
+
+    kind: str  # storage kind and error label
+    label: str
+    path: str  # /v3/<path>
+    list_key: str
+    id_prefix: str
+    create: tuple[Field, ...]
+    updatable: bool
+    link_field: str  # the character property that links it
+
+
+_FACE = _SimpleKind("face", "Face", "faces", "faces", "face", FACE_CREATE, False, "faceId")
+_VOICE = _SimpleKind("voice", "Voice", "voices", "voices", "voice", VOICE_CREATE, True, "voiceId")
+_BRAIN = _SimpleKind("brain", "Brain", "brains", "brains", "brain", BRAIN_CREATE, True, "brainId")
+# The knowledge-base list envelope really is `items` on the live API.
+_KB = _SimpleKind(
+    "knowledge_base", "KnowledgeBase", "knowledge-bases", "items", "kb", KB_CREATE, False,
+    "knowledgeBaseId",
+)  # fmt: skip
+_LINK_KINDS = {"faceId": _FACE, "voiceId": _VOICE, "brainId": _BRAIN, "knowledgeBaseId": _KB}
+
+Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class EquosEmulator:
+    """The Equos v3 routes over one SQLite connection."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        is_valid_key: Callable[[str], bool],
+        clock: Clock | None = None,
+    ) -> None:
+        self._conn = conn
+        self._is_valid_key = is_valid_key
+        self._clock = clock or Clock()
+        with conn:
+            conn.executescript(_SCHEMA)
+        # After a restart, keep timestamps moving forward even if the wall
+        # clock did not (updatedAt must never repeat).
+        row = conn.execute(
+            "SELECT MAX(json_extract(body, '$.updatedAt')) FROM eq_objects"
+        ).fetchone()
+        if row and row[0]:
+            self._clock.advance_past(parse_iso_ms(row[0]))
+
+    # ------------------------------------------------------------ routing
+
+    def routes(self) -> list[BaseRoute]:
+        r: list[BaseRoute] = [
+            Route("/v3/health", self._wrap(self._health, auth=False), methods=["GET"])
+        ]
+        for kind in (_FACE, _VOICE, _BRAIN, _KB):
+            base = f"/v3/{kind.path}"
+            r += [
+                Route(base, self._wrap(self._creator(kind)), methods=["POST"]),
+                Route(base, self._wrap(self._lister(kind)), methods=["GET"]),
+                Route(base + "/{id}", self._wrap(self._getter(kind)), methods=["GET"]),
+                Route(base + "/{id}", self._wrap(self._deleter(kind)), methods=["DELETE"]),
+            ]
+            if kind.updatable:
+                r.append(Route(base + "/{id}", self._wrap(self._updater(kind)), methods=["PATCH"]))
+        docs = "/v3/knowledge-bases/{id}/documents"
+        r += [
+            Route(docs, self._wrap(self._add_document), methods=["POST"]),
+            Route(docs + "/{doc}/index", self._wrap(self._index_document), methods=["PATCH"]),
+            Route(docs + "/{doc}", self._wrap(self._delete_document), methods=["DELETE"]),
+            Route("/v3/characters", self._wrap(self._create_character), methods=["POST"]),
+            Route("/v3/characters", self._wrap(self._list_characters), methods=["GET"]),
+            Route("/v3/characters/{id}", self._wrap(self._get_character), methods=["GET"]),
+            Route("/v3/characters/{id}", self._wrap(self._update_character), methods=["PUT"]),
+            Route("/v3/characters/{id}", self._wrap(self._delete_character), methods=["DELETE"]),
+            Route("/v3/conversations", self._wrap(self._start_conversation), methods=["POST"]),
+            Route("/v3/conversations", self._wrap(self._list_conversations), methods=["GET"]),
+            Route("/v3/conversations/{id}", self._wrap(self._get_conversation), methods=["GET"]),
+            Route(
+                "/v3/conversations/{id}/stop",
+                self._wrap(self._stop_conversation),
+                methods=["POST"],
+            ),
+            Route("/v3/tokens", self._wrap(self._create_token), methods=["POST"]),
+            Route(
+                "/v3/organizations/freemium-usage",
+                self._wrap(self._freemium_usage),
+                methods=["GET"],
+            ),
+            Route("/v3/organizations/user-usage", self._wrap(self._user_usage), methods=["GET"]),
+            # The presigned-style upload URL handed out by "add document":
+            # like S3, it needs no API key, only the unguessable token.
+            Route("/_uploads/{token}", self._upload, methods=["PUT"]),
+        ]
+        return r
+
+    def _wrap(
+        self, handler: Handler, *, auth: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                if auth and not self._is_valid_key(request.headers.get("x-api-key", "")):
+                    raise EquosProblem(401, "Invalid or missing API key (header x-api-key)")
+                status, payload = await handler(request)
+            except EquosProblem as exc:
+                return Response(
+                    equos_error(exc.status, exc.message), exc.status, media_type="application/json"
+                )
+            return Response(dumps(payload), status, media_type="application/json")
+
+        return endpoint
+
+    def open_conversations(self) -> int:
+        """Conversations still running (not stopped, not past maxSeconds)."""
+        now_ms = int(self._clock.now() * 1000)
+        rows = self._conn.execute(
+            "SELECT body FROM eq_objects WHERE kind = 'conversation'"
+            " AND json_extract(body, '$.status') = 'running'"
+        ).fetchall()
+        return sum(1 for (body,) in rows if not _expired(json.loads(body), now_ms))
+
+    # ------------------------------------------------------------ storage
+
+    def _get(self, kind: str, id_: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT body FROM eq_objects WHERE kind = ? AND id = ?", (kind, id_)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _require(self, kind: _SimpleKind | str, id_: str) -> dict[str, Any]:
+        key, label = (
+            (kind.kind, kind.label) if isinstance(kind, _SimpleKind) else (kind, kind.title())
+        )
+        obj = self._get(key, id_)
+        if obj is None:
+            raise EquosProblem(404, f"{label} {id_} not found")
+        return obj
+
+    def _insert(self, kind: str, obj: dict[str, Any], parent: str | None = None) -> None:
+        self._conn.execute(
+            "INSERT INTO eq_objects (kind, id, parent, client, created_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, obj["id"], parent, obj.get("client"), obj["createdAt"], json.dumps(obj)),
+        )
+
+    def _save(self, kind: str, obj: dict[str, Any]) -> None:
+        self._conn.execute(
+            "UPDATE eq_objects SET body = ?, client = ? WHERE kind = ? AND id = ?",
+            (json.dumps(obj), obj.get("client"), kind, obj["id"]),
+        )
+
+    def _remove(self, kind: str, id_: str) -> None:
+        self._conn.execute("DELETE FROM eq_objects WHERE kind = ? AND id = ?", (kind, id_))
+
+    def _page(self, kind: str, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        skip, take = _paging(request.query_params)
+        client = request.query_params.get("client")
+        where, args = "kind = ?", [kind]
+        if client is not None:
+            where += " AND client = ?"
+            args.append(client)
+        total = self._conn.execute(
+            f"SELECT COUNT(*) FROM eq_objects WHERE {where}", args
+        ).fetchone()[0]
+        rows = self._conn.execute(
+            f"SELECT body FROM eq_objects WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+            [*args, take, skip],
+        ).fetchall()
+        envelope: dict[str, Any] = {"skip": skip, "take": take, "total": total}
+        return envelope, [json.loads(body) for (body,) in rows]
+
+    def _documents(self, kb_id: str) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT body FROM eq_objects WHERE kind = 'document' AND parent = ? ORDER BY created_at, id",
+            (kb_id,),
+        ).fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    def _linking_characters(self, field: str, id_: str) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT body FROM eq_objects WHERE kind = 'character'"
+            f" AND json_extract(body, '$.{field}') = ? ORDER BY created_at, id",
+            (id_,),
+        ).fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    # ------------------------------------------------------------ views
+
+    def _view(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        match kind:
+            case "knowledge_base":
+                view = dict(obj)
+                view["documents"] = self._documents(obj["id"])
+                # KnowledgeBase.client is a non-nullable optional string in the
+                # SDK: absent, never null.
+                if view.get("client") is None:
+                    view.pop("client", None)
+                return view
+            case "character":
+                return self._character_view(obj)
+            case _:
+                return obj
+
+    def _character_view(self, obj: dict[str, Any]) -> dict[str, Any]:
+        view = dict(obj)
+        for field, kind in _LINK_KINDS.items():
+            linked = self._get(kind.kind, obj[field]) if obj.get(field) else None
+            view[field.removesuffix("Id")] = self._view(kind.kind, linked) if linked else None
+        return view
+
+    # ------------------------------------------------------------ leaves
+
+    def _build(self, kind: _SimpleKind, values: Mapping[str, Any], now: str) -> dict[str, Any]:
+        common = {"id": _new_id(kind.id_prefix), "organizationId": ORGANIZATION_ID}
+        stamps = {"createdAt": now, "updatedAt": now}
+        client = values.get("client")
+        match kind.kind:
+            case "face":
+                identity = values["identity"]
+                return {
+                    **common,
+                    "identity": identity,
+                    **stamps,
+                    "client": client,
+                    "description": f"Gallery face '{identity}'",
+                    "thumbnailUrl": f"{_FACE_ASSETS}/{identity}/thumbnail.png",
+                    "referenceImgUrl": f"{_FACE_ASSETS}/{identity}/reference.png",
+                }
+            case "voice":
+                return {
+                    **common,
+                    "identity": values["identity"],
+                    **stamps,
+                    "client": client,
+                    "instructions": values.get("instructions"),
+                }
+            case "brain":
+                return {
+                    **common,
+                    "instructions": values["instructions"],
+                    "greetingMessage": values["greetingMessage"],
+                    **stamps,
+                    "client": client,
+                }
+            case _:
+                return {
+                    **common,
+                    "name": values["name"],
+                    "description": values["description"],
+                    **stamps,
+                    "client": client,
+                }
+
+    def _creator(self, kind: _SimpleKind) -> Handler:
+        async def create(request: Request) -> tuple[int, Any]:
+            values = validate(await _json(request), kind.create)
+            with self._conn:
+                obj = self._build(kind, values, self._clock.tick())
+                self._insert(kind.kind, obj)
+            return 201, self._view(kind.kind, obj)
+
+        return create
+
+    def _lister(self, kind: _SimpleKind) -> Handler:
+        async def list_(request: Request) -> tuple[int, Any]:
+            envelope, items = self._page(kind.kind, request)
+            envelope[kind.list_key] = [self._view(kind.kind, o) for o in items]
+            return 200, envelope
+
+        return list_
+
+    def _getter(self, kind: _SimpleKind) -> Handler:
+        async def get(request: Request) -> tuple[int, Any]:
+            return 200, self._view(kind.kind, self._require(kind, request.path_params["id"]))
+
+        return get
+
+    def _updater(self, kind: _SimpleKind) -> Handler:
+        async def update(request: Request) -> tuple[int, Any]:
+            obj = self._require(kind, request.path_params["id"])
+            values = validate(await _json(request), kind.create)
+            with self._conn:
+                obj.update(values)
+                obj["updatedAt"] = self._clock.tick()
+                self._save(kind.kind, obj)
+            return 200, self._view(kind.kind, obj)
+
+        return update
+
+    def _deleter(self, kind: _SimpleKind) -> Handler:
+        async def delete(request: Request) -> tuple[int, Any]:
+            obj = self._require(kind, request.path_params["id"])
+            users = self._linking_characters(kind.link_field, obj["id"])
+            if users:
+                names = ", ".join(f"{c['id']} ({c['name']})" for c in users)
+                raise EquosProblem(
+                    400,
+                    f"{kind.label} {obj['id']} is still linked by character(s) {names}; "
+                    "unlink or delete them first",
+                )
+            view = self._view(kind.kind, obj)
+            with self._conn:
+                if kind is _KB:
+                    self._conn.execute(
+                        "DELETE FROM eq_uploads WHERE document_id IN"
+                        " (SELECT id FROM eq_objects WHERE kind = 'document' AND parent = ?)",
+                        (obj["id"],),
+                    )
+                    self._conn.execute(
+                        "DELETE FROM eq_blobs WHERE document_id IN"
+                        " (SELECT id FROM eq_objects WHERE kind = 'document' AND parent = ?)",
+                        (obj["id"],),
+                    )
+                    self._conn.execute(
+                        "DELETE FROM eq_objects WHERE kind = 'document' AND parent = ?",
+                        (obj["id"],),
+                    )
+                self._remove(kind.kind, obj["id"])
+            return 200, view
+
+        return delete
+
+    # ------------------------------------------------------------ documents
+
+    def _require_document(self, request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        kb = self._require(_KB, request.path_params["id"])
+        doc = self._get("document", request.path_params["doc"])
+        if doc is None or doc["knowledgeBaseId"] != kb["id"]:
+            raise EquosProblem(404, f"Document {request.path_params['doc']} not found")
+        return kb, doc
+
+    def _touch_kb(self, kb: dict[str, Any], now: str) -> None:
+        # A document change is a change of the knowledge base's `documents[]`.
+        kb["updatedAt"] = now
+        self._save("knowledge_base", kb)
+
+    async def _add_document(self, request: Request) -> tuple[int, Any]:
+        kb = self._require(_KB, request.path_params["id"])
+        values = validate(await _json(request), DOCUMENT_CREATE)
+        token = secrets.token_urlsafe(24)
+        with self._conn:
+            now_ms = self._clock.tick_ms()
+            now = iso_ms(now_ms)
+            doc = {
+                "id": _new_id("doc"),
+                "knowledgeBaseId": kb["id"],
+                "name": values["name"],
+                "description": values["description"],
+                "size": 0,
+                "status": "pending",  # -> "uploaded" -> "indexed"
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            self._insert("document", doc, parent=kb["id"])
+            self._conn.execute(
+                "INSERT INTO eq_uploads (token, document_id, mime_type, expire_at_ms) VALUES (?, ?, ?, ?)",
+                (token, doc["id"], values["mimeType"], now_ms + UPLOAD_TTL_MS),
+            )
+            self._touch_kb(kb, now)
+        return 201, {
+            "document": doc,
+            "uploadUrl": str(request.base_url).rstrip("/") + f"/_uploads/{token}",
+            "expireAt": iso_ms(now_ms + UPLOAD_TTL_MS),
+        }
+
+    async def _upload(self, request: Request) -> Response:
+        content = await request.body()
+        row = self._conn.execute(
+            "SELECT document_id, expire_at_ms FROM eq_uploads WHERE token = ?",
+            (request.path_params["token"],),
+        ).fetchone()
+        if row is None:
+            return Response(
+                equos_error(404, "Unknown upload URL"), 404, media_type="application/json"
+            )
+        document_id, expire_at_ms = row
+        if self._clock.now() * 1000 > expire_at_ms:
+            return Response(
+                equos_error(403, "Upload URL expired"), 403, media_type="application/json"
+            )
+        doc = self._get("document", document_id)
+        kb = self._get("knowledge_base", doc["knowledgeBaseId"]) if doc else None
+        if doc is None or kb is None:
+            return Response(
+                equos_error(404, "Document not found"), 404, media_type="application/json"
+            )
+        digest = hashlib.sha256(content).hexdigest()
+        with self._conn:
+            now = self._clock.tick()
+            self._conn.execute(
+                "INSERT OR REPLACE INTO eq_blobs (document_id, sha256, content) VALUES (?, ?, ?)",
+                (document_id, digest, content),
+            )
+            doc.update(size=len(content), status="uploaded", updatedAt=now)
+            self._save("document", doc)
+            self._touch_kb(kb, now)
+        return Response(b"", 200, headers={"etag": f'"{hashlib.md5(content).hexdigest()}"'})
+
+    async def _index_document(self, request: Request) -> tuple[int, Any]:
+        kb, doc = self._require_document(request)
+        if doc["status"] == "pending":
+            raise EquosProblem(400, f"Document {doc['id']} has no uploaded content to index")
+        with self._conn:
+            now = self._clock.tick()
+            doc.update(status="indexed", updatedAt=now)
+            self._save("document", doc)
+            self._touch_kb(kb, now)
+        return 200, doc
+
+    async def _delete_document(self, request: Request) -> tuple[int, Any]:
+        kb, doc = self._require_document(request)
+        with self._conn:
+            self._conn.execute("DELETE FROM eq_uploads WHERE document_id = ?", (doc["id"],))
+            self._conn.execute("DELETE FROM eq_blobs WHERE document_id = ?", (doc["id"],))
+            self._remove("document", doc["id"])
+            self._touch_kb(kb, self._clock.tick())
+        return 200, doc
+
+    # ------------------------------------------------------------ characters
+
+    def _check_links(self, values: Mapping[str, Any]) -> None:
+        errors = [
+            f"{field} references {kind.label} {values[field]}, which does not exist"
+            for field, kind in _LINK_KINDS.items()
+            if values.get(field) is not None and self._get(kind.kind, values[field]) is None
+        ]
+        if errors:
+            raise EquosProblem(400, "; ".join(errors))
+
+    async def _create_character(self, request: Request) -> tuple[int, Any]:
+        values = validate(await _json(request), CHARACTER_CREATE)
+        self._check_links(values)
+        with self._conn:
+            now = self._clock.tick()
+            obj = {
+                "id": _new_id("char"),
+                "organizationId": ORGANIZATION_ID,
+                "name": values["name"],
+                "livekitIdentity": values["livekitIdentity"],
+                "search": values.get("search", False),
+                "createdAt": now,
+                "updatedAt": now,
+                "client": values.get("client"),
+                "elevenlabsAgentId": values.get("elevenlabsAgentId"),
+                **{field: values.get(field) for field in _CHARACTER_LINKS},
+            }
+            self._insert("character", obj)
+        return 201, self._character_view(obj)
+
+    async def _list_characters(self, request: Request) -> tuple[int, Any]:
+        envelope, items = self._page("character", request)
+        envelope["characters"] = [self._character_view(o) for o in items]
+        return 200, envelope
+
+    async def _get_character(self, request: Request) -> tuple[int, Any]:
+        return 200, self._character_view(self._require("character", request.path_params["id"]))
+
+    async def _update_character(self, request: Request) -> tuple[int, Any]:
+        obj = self._require("character", request.path_params["id"])
+        values = validate(await _json(request), CHARACTER_UPDATE)
+        self._check_links(values)
+        with self._conn:
+            obj.update(values)
+            obj["updatedAt"] = self._clock.tick()
+            self._save("character", obj)
+        return 200, self._character_view(obj)
+
+    async def _delete_character(self, request: Request) -> tuple[int, Any]:
+        obj = self._require("character", request.path_params["id"])
+        view = self._character_view(obj)
+        with self._conn:
+            self._remove("character", obj["id"])
+        return 200, view
+
+    # ------------------------------------------------------------ conversations
+
+    def _conversation_view(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """What a read sees: a running conversation past maxSeconds has ended."""
+        if obj["status"] == "running" and _expired(obj, int(self._clock.now() * 1000)):
+            ended = iso_ms(parse_iso_ms(obj["startedAt"]) + round(obj["maxSeconds"] * 1000))
+            obj = {
+                **obj,
+                "status": "ended",
+                "endedAt": ended,
+                "updatedAt": max(ended, obj["updatedAt"]),
+            }
+        return obj
+
+    async def _start_conversation(self, request: Request) -> tuple[int, Any]:
+        values = validate(await _json(request), CONVERSATION_CREATE)
+        character = self._get("character", values["characterId"])
+        if character is None:
+            raise EquosProblem(
+                400,
+                f"characterId references Character {values['characterId']}, which does not exist",
+            )
+        host = values.get("host")
+        remote_agent = values.get("remoteAgent")
+        consumer = values.get("consumer")
+        with self._conn:
+            now = self._clock.tick()
+            conv_id = _new_id("conv")
+            obj = {
+                "id": conv_id,
+                "name": values["name"],
+                "status": "running",
+                "charge": False,  # the emulator bills nobody
+                "chargeBySecond": 0,
+                "maxSeconds": values.get("maxSeconds") or DEFAULT_MAX_SECONDS,
+                "startedAt": now,
+                "createdAt": now,
+                "updatedAt": now,
+                "characterId": character["id"],
+                "organizationId": ORGANIZATION_ID,
+                "client": values.get("client"),
+                "room": f"room_{conv_id}",
+                "serverUrl": host["serverUrl"] if host else "wss://livekit.emulator.invalid",
+                "remoteAgentName": remote_agent["name"] if remote_agent else None,
+                "remoteAgentIdentity": remote_agent["identity"] if remote_agent else None,
+                "consumerName": consumer["name"] if consumer else None,
+                "consumerIdentity": consumer["identity"] if consumer else None,
+                "promptCtx": values.get("promptCtx"),
+                "promptTemplateVars": values.get("promptTemplateVars"),
+                "transcript": [],
+                "timeline": [{"type": "started", "recordedAt": now}],
+                "joinedAt": None,
+                "endedAt": None,
+            }
+            self._insert("conversation", obj)
+        return 201, {
+            "conversation": {**obj, "character": self._character_view(character)},
+            "remoteAgentAccessToken": _access_token() if remote_agent else None,
+            "consumerAccessToken": _access_token() if consumer else None,
+        }
+
+    async def _list_conversations(self, request: Request) -> tuple[int, Any]:
+        envelope, items = self._page("conversation", request)
+        envelope["conversations"] = [self._conversation_view(o) for o in items]
+        return 200, envelope
+
+    async def _get_conversation(self, request: Request) -> tuple[int, Any]:
+        return 200, self._conversation_view(
+            self._require("conversation", request.path_params["id"])
+        )
+
+    async def _stop_conversation(self, request: Request) -> tuple[int, Any]:
+        obj = self._conversation_view(self._require("conversation", request.path_params["id"]))
+        if obj["status"] != "running":
+            # Stopping twice is harmless: whoever starts a conversation must
+            # stop it on every path, so the second stop must not fail.
+            return 201, obj
+        with self._conn:
+            now = self._clock.tick()
+            obj["timeline"] = [*(obj.get("timeline") or []), {"type": "ended", "recordedAt": now}]
+            obj.update(status="ended", endedAt=now, updatedAt=now)
+            self._save("conversation", obj)
+        return 201, obj
+
+    # ------------------------------------------------------------ the rest
+
+    async def _health(self, request: Request) -> tuple[int, Any]:
+        return 200, {"status": "ok", "version": f"emulator-{__version__}"}
+
+    async def _create_token(self, request: Request) -> tuple[int, Any]:
+        values = validate(await _json(request), TOKEN_CREATE)
+        if values.get("character") and self._get("character", values["character"]) is None:
+            raise EquosProblem(
+                400, f"character references Character {values['character']}, which does not exist"
+            )
+        return 201, {"token": _access_token()}
+
+    def _used_seconds(self) -> list[tuple[str | None, float]]:
+        now_ms = int(self._clock.now() * 1000)
+        used = []
+        rows = self._conn.execute(
+            "SELECT body FROM eq_objects WHERE kind = 'conversation'"
+        ).fetchall()
+        for (body,) in rows:
+            conv = self._conversation_view(json.loads(body))
+            end_ms = parse_iso_ms(conv["endedAt"]) if conv.get("endedAt") else now_ms
+            used.append((conv.get("client"), (end_ms - parse_iso_ms(conv["startedAt"])) / 1000))
+        return used
+
+    async def _freemium_usage(self, request: Request) -> tuple[int, Any]:
+        # The SDK parses a bare number: seconds of conversation used.
+        return 200, round(sum(s for _, s in self._used_seconds()), 3)
+
+    async def _user_usage(self, request: Request) -> tuple[int, Any]:
+        # Undocumented shape (the SDK ignores the body): seconds per client.
+        per_client: dict[str, float] = {}
+        for client, seconds in self._used_seconds():
+            key = client or ""
+            per_client[key] = round(per_client.get(key, 0.0) + seconds, 3)
+        return 200, {"organizationId": ORGANIZATION_ID, "secondsByClient": per_client}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _json(request: Request) -> object:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise EquosProblem(400, f"Body is not valid JSON: {exc}") from None
+
+
+def _paging(query: Mapping[str, str]) -> tuple[int, int]:
+    """skip/take as the API reads them; the SDK sends floats such as `20.0`."""
+    skip = _integer(query, "skip", 0)
+    take = _integer(query, "take", DEFAULT_TAKE)
+    errors = []
+    if skip < 0:
+        errors.append("skip must not be less than 0")
+    if take < 0:
+        errors.append("take must not be less than 0")
+    if take > MAX_TAKE:
+        errors.append(f"take must not be greater than {MAX_TAKE}")
+    if errors:
+        raise EquosProblem(400, "; ".join(errors))
+    return skip, take
+
+
+def _integer(query: Mapping[str, str], name: str, default: int) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise EquosProblem(
+            400, f"{name} must be a number conforming to the specified constraints"
+        ) from None
+    if not math.isfinite(value) or value != int(value):
+        raise EquosProblem(400, f"{name} must be an integer number")
+    return int(value)
+
+
+def _expired(conv: Mapping[str, Any], now_ms: int) -> bool:
+    return now_ms >= parse_iso_ms(conv["startedAt"]) + round(conv["maxSeconds"] * 1000)
+
+
+def _access_token() -> str:
+    # Opaque, JWT-looking, signed by nobody: the emulator runs no LiveKit.
+    return "eyJhbGciOiJub25lIn0." + secrets.token_urlsafe(24) + "."

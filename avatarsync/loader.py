@@ -1,0 +1,531 @@
+"""YAML in and out, with the file, line and column of every value.
+
+First stage of the manifest flow (loader → manifest → templating → refs): files
+become plain Python data plus a `SourceMap` from each value's path to where it
+was written, so every later stage can point at the source. This is the only
+module that imports yaml.
+
+PyYAML is used below its constructor, on the composed node tree, because its
+constructor silently keeps the last of two duplicate keys and forgets where
+and how each scalar was written. Here duplicates are errors, and each scalar
+keeps its source text and style, so later stages can explain YAML 1.1
+surprises (`name: no` read as a boolean, `version: 1.10` as the number 1.1)
+instead of passing on a silently wrong value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from avatarsync.errors import Diagnostic
+from avatarsync.resources import Position
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
+    "LoadResult",
+    "ScalarInfo",
+    "SourceMap",
+    "YamlDocument",
+    "YamlPath",
+    "dump_yaml",
+    "iter_strings",
+    "load_file",
+    "load_text",
+    "yaml11_surprise",
+]
+
+# Manifests are hand-written text; anything bigger is a mistake (a generated
+# dump, a binary) and would only make parsing slow.
+MAX_FILE_BYTES = 1024 * 1024
+# Values built per file, aliases expanded: stops "billion laughs" documents.
+MAX_VALUES = 200_000
+
+YamlPath = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {"str", "null", "bool", "int", "float", "timestamp"}
+
+
+@dataclass(frozen=True)
+class ScalarInfo:
+    """How one scalar was written: enough to explain and to point inside it."""
+
+    text: str  # the source text, quotes and block indicators included
+    style: str | None  # None plain, "'" or '"' quoted, "|" literal, ">" folded
+    tag: str  # short resolved tag: str, null, bool, int, float, timestamp
+    line: int  # 1-based start
+    col: int
+    end_line: int
+    block_indent: int | None = None  # 0-based content indent of a literal block
+
+    @property
+    def plain(self) -> bool:
+        return self.style is None
+
+    def locate(self, value: str, offset: int) -> tuple[int, int]:
+        """Line and column of character `offset` of the constructed `value`.
+
+        Exact for single-line plain or quoted scalars written without escapes
+        and for literal blocks (`|`), whose lines map one to one onto the
+        source; otherwise the start of the scalar.
+        """
+        if self.line == self.end_line:
+            if self.style is None and self.text == value:
+                return self.line, self.col + offset
+            if self.style in ("'", '"') and self.text[1:-1] == value:
+                return self.line, self.col + 1 + offset
+        if self.style == "|" and self.block_indent is not None:
+            line_index = value.count("\n", 0, offset)
+            line_start = value.rfind("\n", 0, offset) + 1
+            return self.line + 1 + line_index, self.block_indent + 1 + offset - line_start
+        return self.line, self.col
+
+    def locate_line(self, value: str, template_line: int) -> tuple[int, int]:
+        """Source position of 1-based line `template_line` of the value."""
+        if template_line <= 1:
+            return self.locate(value, 0)
+        offset = 0
+        for _ in range(template_line - 1):
+            found = value.find("\n", offset)
+            if found < 0:
+                return self.line, self.col
+            offset = found + 1
+        return self.locate(value, offset)
+
+
+@dataclass
+class SourceMap:
+    """Where each value (and each mapping key) of one document was written."""
+
+    file: str
+    values: dict[YamlPath, Position] = field(default_factory=dict)
+    keys: dict[YamlPath, Position] = field(default_factory=dict)
+    scalars: dict[YamlPath, ScalarInfo] = field(default_factory=dict)
+
+    def value(self, path: YamlPath) -> Position:
+        """Position of the value at `path`, or of its nearest written ancestor."""
+        for cut in range(len(path), -1, -1):
+            found = self.values.get(path[:cut])
+            if found is not None:
+                return found
+        return Position(self.file, 1, 1)
+
+    def key(self, path: YamlPath) -> Position:
+        """Position of the key naming `path` (falls back to the value)."""
+        return self.keys.get(path) or self.value(path)
+
+    def locate(self, path: YamlPath, value: str, offset: int) -> Position:
+        """Position of character `offset` inside the string at `path`."""
+        info = self.scalars.get(path)
+        if info is None:
+            return self.value(path)
+        line, col = info.locate(value, offset)
+        return Position(self.file, line, col)
+
+    def locate_line(self, path: YamlPath, value: str, template_line: int) -> Position:
+        info = self.scalars.get(path)
+        if info is None:
+            return self.value(path)
+        line, col = info.locate_line(value, template_line)
+        return Position(self.file, line, col)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """One YAML document: its data and where each part of it was written."""
+
+    file: str  # display name (relative to the project root, posix)
+    path: Path  # absolute
+    index: int  # 0-based position of the document in its file
+    data: Any
+    source: SourceMap
+
+    @property
+    def position(self) -> Position:
+        return self.source.value(())
+
+
+@dataclass
+class LoadResult:
+    documents: list[YamlDocument] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def load_file(path: Path, display: str) -> LoadResult:
+    """Read and parse one YAML file; every problem becomes a Diagnostic.
+
+    The size limit is checked before reading, so a 10 MB file costs nothing.
+    """
+    result = LoadResult()
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            result.diagnostics.append(
+                _diag(
+                    display,
+                    1,
+                    1,
+                    f"file is {_human_size(size)}; manifest files are limited to "
+                    f"{_human_size(MAX_FILE_BYTES)} (is this really a manifest?)",
+                )
+            )
+            return result
+        raw = path.read_bytes()
+    except OSError as exc:
+        result.diagnostics.append(_diag(display, 1, 1, f"cannot read file: {exc.strerror}"))
+        return result
+    text = _decode(raw, display, result.diagnostics)
+    if text is None:
+        return result
+    return load_text(text, display, path)
+
+
+def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
+    """Parse YAML text (possibly many documents) into data plus source maps."""
+    result = LoadResult()
+    if not text.strip():
+        result.diagnostics.append(
+            _diag(display, 1, 1, "file is empty (delete it, or keep a comment in it)")
+        )
+        return result
+    loader = yaml.SafeLoader(text)
+    builder = _Builder(display, text, result.diagnostics)
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None or _is_empty_document(node):
+                continue  # a bare `---` or a document holding only comments
+            source = SourceMap(display)
+            data = builder.build(node, (), source)
+            result.documents.append(
+                YamlDocument(display, path or Path(display), index, data, source)
+            )
+            index += 1
+    except yaml.MarkedYAMLError as exc:
+        result.diagnostics.append(_syntax_diagnostic(exc, display, text))
+    except yaml.reader.ReaderError as exc:
+        line, col = _line_col(text, exc.position)
+        result.diagnostics.append(
+            _diag(
+                display,
+                line,
+                col,
+                f"control character {exc.character!r} is not allowed in YAML text",
+            )
+        )
+    except yaml.YAMLError as exc:  # any other parser complaint, without a mark
+        result.diagnostics.append(_diag(display, 1, 1, f"invalid YAML: {exc}"))
+    except RecursionError:
+        result.diagnostics.append(_diag(display, 1, 1, "YAML nesting is too deep"))
+    except _TooManyValues:
+        result.diagnostics.append(
+            _diag(
+                display,
+                1,
+                1,
+                f"document expands to more than {MAX_VALUES} values (aliases nested too deep?)",
+            )
+        )
+    finally:
+        loader.dispose()
+    return result
+
+
+def yaml11_surprise(info: ScalarInfo, value: Any) -> str | None:
+    """Describe how YAML 1.1 (PyYAML) reads this plain scalar differently from
+    YAML 1.2 (editors, JSON Schema tools), or None when both agree."""
+    if not info.plain:
+        return None
+    text = info.text
+    if info.tag == "bool" and text.lower() not in ("true", "false"):
+        return f"YAML 1.1 reads '{text}' as the boolean {str(value).lower()}, YAML 1.2 as text"
+    if info.tag == "int" and (
+        ":" in text or "_" in text or re.fullmatch(r"[-+]?0[0-7]+", text) or "0b" in text
+    ):
+        return f"YAML 1.1 reads '{text}' as the number {value}, YAML 1.2 as text"
+    if info.tag == "float" and (":" in text or "_" in text):
+        return f"YAML 1.1 reads '{text}' as the number {value}, YAML 1.2 as text"
+    if info.tag == "timestamp":
+        return f"YAML 1.1 reads '{text}' as a date, YAML 1.2 as text"
+    return None
+
+
+# --- writing -------------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line strings as literal blocks, keys in given order."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value and not any(ch in value for ch in "\r\t") and value == value.rstrip(" "):
+        return dumper.represent_scalar(_TAG + "str", value, style="|")
+    return dumper.represent_scalar(_TAG + "str", value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: Any, *, documents: bool = False) -> str:
+    """YAML text for `data` (a list of documents when `documents` is true).
+
+    Keys keep their order, so callers decide the layout; strings that YAML
+    would read as something else (`no`, `1.10`) are quoted by the dumper.
+    """
+    options: dict[str, Any] = {
+        "Dumper": _Dumper,
+        "sort_keys": False,
+        "allow_unicode": True,
+        "default_flow_style": False,
+        "width": 4096,
+    }
+    if documents:
+        return yaml.dump_all(data, explicit_start=True, **options)
+    return yaml.dump(data, **options)
+
+
+# --- internals -----------------------------------------------------------------
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+class _Builder:
+    """Turns composed nodes into plain data, filling a SourceMap on the way."""
+
+    def __init__(self, display: str, text: str, diagnostics: list[Diagnostic]) -> None:
+        self.display = display
+        self.text = text
+        self.diagnostics = diagnostics
+        self.constructor = SafeConstructor()
+        self.count = 0
+        self.active: set[int] = set()  # nodes being built: catches recursive aliases
+
+    def build(self, node: Node, path: YamlPath, source: SourceMap) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooManyValues
+        source.values[path] = self._pos(node)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path, source)
+        if id(node) in self.active:
+            self._error(node, "an alias refers to the collection that contains it")
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != _TAG + "seq":
+                    self._error(node, f"unsupported YAML tag '{node.tag}'")
+                return [self.build(item, (*path, i), source) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                if node.tag != _TAG + "map":
+                    self._error(node, f"unsupported YAML tag '{node.tag}'")
+                return self._mapping(node, path, source)
+        finally:
+            self.active.discard(id(node))
+        return None  # pragma: no cover - the composer only makes these three
+
+    def _scalar(self, node: ScalarNode, path: YamlPath, source: SourceMap) -> Any:
+        tag = node.tag.removeprefix(_TAG)
+        if tag not in _SCALAR_TAGS or not node.tag.startswith(_TAG):
+            self._error(node, f"unsupported YAML tag '{node.tag}' (write plain values)")
+            tag = "str"
+        start, end = node.start_mark, node.end_mark
+        text = self.text[start.index : end.index]
+        source.scalars[path] = ScalarInfo(
+            text=text,
+            style=node.style or None,
+            tag=tag,
+            line=start.line + 1,
+            col=start.column + 1,
+            end_line=end.line + 1,
+            block_indent=self._block_indent(node) if node.style == "|" else None,
+        )
+        if tag == "str":
+            return node.value
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            self._error(node, f"'{node.value}' is not a valid {tag}")
+            return node.value
+        return value
+
+    def _mapping(self, node: MappingNode, path: YamlPath, source: SourceMap) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Node] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._error(key_node, "mapping keys must be plain text, not a list or mapping")
+                continue
+            # Keys are always text: `on:` or `1.10:` name what is written.
+            key = key_node.value
+            if key in first_seen:
+                first = first_seen[key].start_mark
+                self._error(
+                    key_node,
+                    f"duplicate key '{key}' (first written at line {first.line + 1}, "
+                    f"column {first.column + 1}); remove one of them",
+                )
+                continue
+            first_seen[key] = key_node
+            source.keys[(*path, key)] = self._pos(key_node)
+            result[key] = self.build(value_node, (*path, key), source)
+        for merge in merges:
+            self._merge(merge, path, source, result)
+        return result
+
+    def _merge(self, node: Node, path: YamlPath, source: SourceMap, into: dict[str, Any]) -> None:
+        """`<<: *anchor` (or a list of them): keys written here win."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        for item in sources:
+            if not isinstance(item, MappingNode):
+                self._error(item, "'<<' merges only mappings (an alias of a mapping)")
+                continue
+            for key_node, value_node in item.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _TAG + "merge":
+                    continue
+                key = key_node.value
+                if key not in into:
+                    source.keys[(*path, key)] = self._pos(key_node)
+                    into[key] = self.build(value_node, (*path, key), source)
+
+    def _block_indent(self, node: ScalarNode) -> int | None:
+        """Indentation of a literal block's content, from the source lines."""
+        lines = self.text[node.start_mark.index : node.end_mark.index].split("\n")[1:]
+        for line in lines:
+            if line.strip():
+                return len(line) - len(line.lstrip(" "))
+        return None
+
+    def _pos(self, node: Node) -> Position:
+        return Position(self.display, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def _error(self, node: Node, message: str) -> None:
+        pos = self._pos(node)
+        self.diagnostics.append(Diagnostic(pos.file, pos.line, pos.col, message))
+
+
+def _is_empty_document(node: Node) -> bool:
+    return (
+        isinstance(node, ScalarNode)
+        and node.tag == _TAG + "null"
+        and node.value == ""
+        and not node.style
+    )
+
+
+def _decode(raw: bytes, display: str, diagnostics: list[Diagnostic]) -> str | None:
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line, col = _byte_line_col(raw, nul)
+        diagnostics.append(
+            _diag(display, line, col, "not a UTF-8 text file: it contains NUL bytes (binary data?)")
+        )
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _byte_line_col(raw, exc.start)
+        diagnostics.append(
+            _diag(
+                display,
+                line,
+                col,
+                f"not a UTF-8 text file: byte 0x{raw[exc.start]:02x} cannot be decoded "
+                "(binary data, or another encoding?)",
+            )
+        )
+        return None
+    return text
+
+
+_SYNTAX_HINTS: tuple[tuple[str, str], ...] = (
+    (
+        "found character '\\t' that cannot start any token",
+        "tab character: YAML indentation must use spaces, not tabs",
+    ),
+    (
+        "mapping values are not allowed here",
+        "unexpected ':' (quote a value that contains ': ', or check the indentation)",
+    ),
+    (
+        "could not find expected ':'",
+        "expected 'key: value' here (a missing ':', or an unclosed quote above?)",
+    ),
+    (
+        "found unexpected end of stream",
+        "the file ends inside a value (an unclosed quote?)",
+    ),
+    (
+        "but found '?'",
+        "a 'key: value' entry does not fit the structure above (check the indentation)",
+    ),
+    (
+        "but found '-'",
+        "a list item does not fit the structure above (check the indentation)",
+    ),
+)
+
+
+def _syntax_diagnostic(exc: yaml.MarkedYAMLError, display: str, text: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+        return _diag(display, line, col, _SYNTAX_HINTS[0][1])
+    for needle, hint in _SYNTAX_HINTS:
+        if needle in problem:
+            return _diag(display, line, col, f"invalid YAML: {hint}")
+    if problem.startswith("found undefined alias"):
+        return _diag(display, line, col, f"invalid YAML: {problem.removeprefix('found ')}")
+    context = f" ({exc.context})" if exc.context else ""
+    return _diag(display, line, col, f"invalid YAML: {problem}{context}")
+
+
+def _diag(file: str, line: int, col: int, message: str) -> Diagnostic:
+    return Diagnostic(file, line, col, message)
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _byte_line_col(raw: bytes, index: int) -> tuple[int, int]:
+    line = raw.count(b"\n", 0, index) + 1
+    return line, index - (raw.rfind(b"\n", 0, index) + 1) + 1
+
+
+def _human_size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MiB".replace(".0 MiB", " MiB")
+    if size >= 1024:
+        return f"{size / 1024:.1f} KiB".replace(".0 KiB", " KiB")
+    return f"{size} bytes"
+
+
+def iter_strings(data: Any, path: YamlPath = ()) -> Iterator[tuple[YamlPath, str]]:
+    """Every string value in `data` with its path (keys are not visited)."""
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from iter_strings(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from iter_strings(value, (*path, index))

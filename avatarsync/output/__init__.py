@@ -1,0 +1,29 @@
+"""Renderers: typed results (Plan, ApplyReport) in, text out.
+
+The last stage of the flow and the only one that knows how things look.
+Renderers decide nothing — what changes and why was settled when the plan was
+built — and do no I/O: the CLI picks the renderer and the colour
+(`should_color`) and writes the payload to stdout. Every string they return
+has been through `secret.scrub`, and sensitive fields always show the mask.
+
+    render_plan_text      people, terminal or CI log (colour optional)
+    render_plan_json      machines: the versioned contract, docs/plan-format.md
+    render_plan_markdown  a pull-request comment, kept under GitHub's size limit
+    render_apply_text / render_apply_json / format_progress   apply
+"""
+
+from avatarsync.output.apply import format_progress, render_apply_json, render_apply_text
+from avatarsync.output.color import should_color
+from avatarsync.output.plan_json import render_plan_json
+from avatarsync.output.plan_markdown import render_plan_markdown
+from avatarsync.output.plan_text import render_plan_text
+
+__all__ = [
+    "format_progress",
+    "render_apply_json",
+    "render_apply_text",
+    "render_plan_json",
+    "render_plan_markdown",
+    "render_plan_text",
+    "should_color",
+]

@@ -1,0 +1,117 @@
+"""The human plan: Terraform-like text for a terminal or a CI log.
+
+Takes a `Plan` and returns text; it decides nothing (what changes, and why,
+was settled by `diff` when the plan was built) and it is not a contract —
+scripts read `render_plan_json`. Changes appear in plan order, which is
+apply order, so the text reads as what apply is about to do.
+"""
+
+from __future__ import annotations
+
+from avatarsync.output._format import (
+    change_label,
+    escape_controls,
+    field_value,
+    is_block_text,
+    one_line,
+    plan_warnings,
+    plural,
+    summary_notes,
+    text_diff,
+)
+from avatarsync.output.color import ACTION_STYLE, Painter
+from avatarsync.plan import Action, Change, DocumentChange, FieldChange, Plan
+from avatarsync.secret import scrub
+
+__all__ = ["render_plan_text"]
+
+_FIELD_INDENT = " " * 6
+_BLOCK_INDENT = " " * 10  # text blocks and diffs, under their field name
+_DIFF_STYLE = {"+": "green", "-": "red", "@": "cyan"}
+
+
+def render_plan_text(plan: Plan, *, color: bool, show_noop: bool = False) -> str:
+    paint = Painter(color)
+    unchanged = [c for c in plan.changes if not _does_something(c)]
+    shown = [c for c in plan.changes if show_noop or _does_something(c)]
+    warnings = plan_warnings(plan)
+
+    blocks: list[list[str]] = []
+    if plan.has_changes:
+        env = escape_controls(plan.environment)
+        blocks.append([f"avatarsync will perform the following actions in environment '{env}':"])
+    blocks.extend(_change_lines(c, paint) for c in shown)
+    if unchanged and not show_noop:
+        blocks.append([f"{plural(len(unchanged), 'unchanged resource')} not shown."])
+    if warnings:
+        blocks.append([f"{paint('Warning:', 'yellow', 'bold')} {one_line(w)}" for w in warnings])
+    blocks.append(_closing_lines(plan, paint))
+
+    text = "\n\n".join("\n".join(block) for block in blocks) + "\n"
+    return scrub(text)
+
+
+def _does_something(change: Change) -> bool:
+    # Adoption alone makes no API call but does write state: worth showing.
+    return change.is_change or change.adopt
+
+
+def _closing_lines(plan: Plan, paint: Painter) -> list[str]:
+    if not plan.has_changes:
+        env = escape_controls(plan.environment)
+        return [paint(f"No changes. Environment '{env}' matches the manifests.", "bold")]
+    lines = summary_notes(plan)
+    lines.append(paint(plan.summary_line(), "bold"))
+    return lines
+
+
+def _change_lines(change: Change, paint: Painter) -> list[str]:
+    action = change.action
+    style = ACTION_STYLE[action]
+    symbol = paint(action.symbol.rjust(3), style)
+    address = paint(escape_controls(str(change.address)), "bold")
+    label = paint(f"({change_label(change)})", "cyan" if change.drift else style)
+    lines = [f"{symbol} {address}  {label}"]
+    for fc in change.fields:
+        lines.extend(_field_lines(action, fc, paint))
+    lines.extend(_document_line(doc, paint) for doc in change.documents)
+    return lines
+
+
+def _field_lines(action: Action, fc: FieldChange, paint: Painter) -> list[str]:
+    name = escape_controls(fc.field)
+    forces = paint("  # forces replacement", "red") if fc.forces_replace else ""
+
+    diff = text_diff(fc) if action not in (Action.CREATE, Action.DELETE) else None
+    if diff is not None:
+        lines = [f"{_FIELD_INDENT}{name}:{forces}"]
+        for line in diff:
+            style = _DIFF_STYLE.get(line[:1])
+            lines.append(_indent_block(paint(line, style) if style else line))
+        return lines
+
+    # A created resource lists what it will have; a deleted one what goes away.
+    if action in (Action.CREATE, Action.DELETE):
+        value = fc.after if action is Action.CREATE else fc.before
+        if is_block_text(fc, value):
+            body = scrub(value).splitlines()
+            return [
+                f"{_FIELD_INDENT}{name}: |{forces}",
+                *(_indent_block(escape_controls(line)) for line in body),
+            ]
+        return [f"{_FIELD_INDENT}{name}: {field_value(fc, value)}{forces}"]
+
+    before, after = field_value(fc, fc.before), field_value(fc, fc.after)
+    return [f"{_FIELD_INDENT}{name}: {before} → {after}{forces}"]
+
+
+def _indent_block(line: str) -> str:
+    # Blank lines of a text block stay blank: no trailing whitespace in output.
+    return _BLOCK_INDENT + line if line.strip() else ""
+
+
+def _document_line(doc: DocumentChange, paint: Painter) -> str:
+    symbol = paint(doc.action.symbol.rjust(3), ACTION_STYLE[doc.action])
+    reason = one_line(doc.reason)
+    suffix = f"  ({reason})" if reason else ""
+    return f"    {symbol} document {escape_controls(doc.name)}{suffix}"

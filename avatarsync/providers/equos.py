@@ -1,0 +1,300 @@
+"""The Equos v3 client: every call the planner, apply and sessions make.
+
+Knows URLs, verbs and the API's quirks (the knowledge-base list key is
+`items`; faces and knowledge bases cannot be updated; characters are updated
+with PUT, voices and brains with PATCH). Bodies go in and come out as the raw
+camelCase dicts of the wire format; normalising them into live state is a
+later layer's job. Retries, limits and errors come from `RestClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+import httpx
+
+from avatarsync.errors import ServerError
+from avatarsync.providers.http import RestClient, RetryPolicy, Sleep
+from avatarsync.resources import Kind
+from avatarsync.secret import Secret
+
+__all__ = ["DEFAULT_URL", "PAGE_SIZE", "EquosClient"]
+
+DEFAULT_URL: Final = "https://api.equos.ai"
+PAGE_SIZE: Final = 50  # the API's maximum `take`
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    path: str  # collection path
+    list_key: str  # where a list answer keeps its items
+    update_method: str | None  # None: the API cannot update this kind
+
+
+_ENDPOINTS: Final[Mapping[Kind, _Endpoint]] = {
+    Kind.FACE: _Endpoint("/v3/faces", "faces", None),
+    Kind.VOICE: _Endpoint("/v3/voices", "voices", "PATCH"),
+    Kind.BRAIN: _Endpoint("/v3/brains", "brains", "PATCH"),
+    Kind.KNOWLEDGE_BASE: _Endpoint("/v3/knowledge-bases", "items", None),
+    Kind.CHARACTER: _Endpoint("/v3/characters", "characters", "PUT"),
+}
+_CONVERSATIONS: Final = _Endpoint("/v3/conversations", "conversations", None)
+
+
+def _endpoint(kind: Kind) -> _Endpoint:
+    try:
+        return _ENDPOINTS[Kind(kind)]
+    except (KeyError, ValueError):
+        raise ValueError(f"{kind} is not an Equos API resource") from None
+
+
+class EquosClient:
+    """Async client for the Equos v3 REST API (header `x-api-key`).
+
+    Use as `async with EquosClient(url, Secret(key)) as client:`. Safe to
+    share between concurrent tasks; at most `max_concurrency` requests are in
+    flight at once, whatever the number of callers.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        max_concurrency: int = 10,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._http = RestClient(
+            base_url,
+            api_key=api_key,
+            auth_header="x-api-key",
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            retry=retry,
+            transport=transport,
+            sleep=sleep,
+            rng=rng,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"<EquosClient {self._http.base_url} requests={self.total_requests}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    @property
+    def request_counts(self) -> Mapping[str, int]:
+        """Requests sent (retries included) by "METHOD /v3/path/{id}"."""
+        return self._http.request_counts
+
+    @property
+    def total_requests(self) -> int:
+        return self._http.total_requests
+
+    def reset_counts(self) -> None:
+        self._http.reset_counts()
+
+    # -- resources -----------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        return await self._object("GET", "/v3/health")
+
+    async def list_all(self, kind: Kind, *, client: str | None = None) -> list[dict[str, Any]]:
+        """Every resource of `kind` (optionally only those with this `client`)."""
+        return await self._list_all(_endpoint(kind), client)
+
+    async def get(self, kind: Kind, id: str) -> dict[str, Any]:
+        path = _endpoint(kind).path
+        return await self._object("GET", path + "/{id}", path_params={"id": id})
+
+    async def create(self, kind: Kind, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST: not idempotent. An unknown outcome raises `AmbiguousWriteError`."""
+        return await self._object("POST", _endpoint(kind).path, json_body=dict(body))
+
+    async def update(self, kind: Kind, id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        endpoint = _endpoint(kind)
+        if endpoint.update_method is None:
+            raise ValueError(
+                f"the Equos API cannot update a {kind}: replace it "
+                "(create the new one, relink, delete the old one)"
+            )
+        return await self._object(
+            endpoint.update_method,
+            endpoint.path + "/{id}",
+            path_params={"id": id},
+            json_body=dict(body),
+        )
+
+    async def delete(self, kind: Kind, id: str) -> dict[str, Any]:
+        """DELETE (idempotent on the wire; a second call answers 404)."""
+        path = _endpoint(kind).path
+        return await self._object("DELETE", path + "/{id}", path_params={"id": id})
+
+    # -- knowledge-base documents -------------------------------------------
+
+    async def add_document(
+        self, kb_id: str, *, name: str, description: str | None, mime_type: str
+    ) -> dict[str, Any]:
+        """Register a document; answers `{document, uploadUrl, expireAt}`. Not idempotent."""
+        # The API (and the SDK) require `description` as a string.
+        body = {"name": name, "description": description or "", "mimeType": mime_type}
+        return await self._object(
+            "POST",
+            "/v3/knowledge-bases/{id}/documents",
+            path_params={"id": kb_id},
+            json_body=body,
+        )
+
+    async def upload_document(self, upload_url: str, content: bytes, mime_type: str) -> None:
+        """PUT the bytes to the upload URL. The URL is its own credential, so the
+        API key is not sent there (it may be another host, e.g. object storage)."""
+        await self._http.request(
+            "PUT",
+            "{uploadUrl}",
+            url=upload_url,
+            content=content,
+            headers={"content-type": mime_type},
+            authenticate=False,
+        )
+
+    async def index_document(self, kb_id: str, doc_id: str) -> dict[str, Any]:
+        return await self._object(
+            "PATCH",
+            "/v3/knowledge-bases/{id}/documents/{doc}/index",
+            path_params={"id": kb_id, "doc": doc_id},
+        )
+
+    async def delete_document(self, kb_id: str, doc_id: str) -> dict[str, Any]:
+        return await self._object(
+            "DELETE",
+            "/v3/knowledge-bases/{id}/documents/{doc}",
+            path_params={"id": kb_id, "doc": doc_id},
+        )
+
+    # -- conversations and tokens -------------------------------------------
+
+    async def start_conversation(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Start a (billed) conversation. Not idempotent: whoever calls this
+        must stop the conversation, on success and failure alike."""
+        return await self._object("POST", _CONVERSATIONS.path, json_body=dict(body))
+
+    async def get_conversation(self, id: str) -> dict[str, Any]:
+        return await self._object("GET", "/v3/conversations/{id}", path_params={"id": id})
+
+    async def list_conversations(self, *, client: str | None = None) -> list[dict[str, Any]]:
+        return await self._list_all(_CONVERSATIONS, client)
+
+    async def stop_conversation(self, id: str) -> dict[str, Any]:
+        """Stop a conversation. A POST, but stopping twice is harmless: retried."""
+        return await self._object(
+            "POST", "/v3/conversations/{id}/stop", path_params={"id": id}, idempotent=True
+        )
+
+    async def create_token(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        # Minting a second short-lived token is harmless, so this may be retried.
+        return await self._object("POST", "/v3/tokens", json_body=dict(body), idempotent=True)
+
+    # -- helpers -------------------------------------------------------------
+
+    async def _object(self, method: str, template: str, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = await self._http.request_json(
+            method, template, expect=dict, **kwargs
+        )
+        return data
+
+    async def _page(self, endpoint: _Endpoint, skip: int, client: str | None) -> dict[str, Any]:
+        params: dict[str, str | int] = {"take": PAGE_SIZE, "skip": skip}
+        if client is not None:
+            params["client"] = client
+        page = await self._object("GET", endpoint.path, params=params)
+        items = page.get(endpoint.list_key)
+        total = page.get("total")
+        if (
+            not isinstance(items, list)
+            or not all(isinstance(item, dict) for item in items)
+            or not isinstance(total, int)
+        ):
+            raise ServerError(
+                f"not a list answer (expected 'total' and an {endpoint.list_key!r} array of objects)",
+                method="GET",
+                path=endpoint.path,
+            )
+        return page
+
+    async def _list_all(self, endpoint: _Endpoint, client: str | None) -> list[dict[str, Any]]:
+        """Page through a collection: the first page tells `total`, then every
+        other page is fetched at once (the semaphore bounds them). Offset paging
+        is not a snapshot: an item moving between pages can appear twice
+        (deduplicated by id, first wins) and a growing total is chased with
+        further pages; a deletion during the walk can still hide one item."""
+        first = await self._page(endpoint, 0, client)
+        pages = [first]
+        fetched = PAGE_SIZE
+        total = _total(first)
+        while fetched < total:
+            offsets = range(fetched, total, PAGE_SIZE)
+            more = await _gather([self._page(endpoint, skip, client) for skip in offsets])
+            pages.extend(more)
+            fetched = offsets[-1] + PAGE_SIZE
+            total = max(total, *(_total(page) for page in more))
+        seen: set[object] = set()
+        items: list[dict[str, Any]] = []
+        for page in pages:
+            for item in page[endpoint.list_key]:
+                key = item.get("id")
+                if key is not None and key in seen:
+                    continue
+                seen.add(key)
+                items.append(item)
+        return items
+
+
+def _total(page: Mapping[str, Any]) -> int:
+    return int(page["total"])  # checked by `_page`
+
+
+async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest and raise that
+    failure itself (callers expect an ApiError, not an ExceptionGroup)."""
+    failure: BaseException | None = None
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coro) for coro in coros]
+    except BaseExceptionGroup as errors:
+        failure = errors.exceptions[0]
+        while isinstance(failure, BaseExceptionGroup):
+            failure = failure.exceptions[0]
+    if failure is not None:
+        # Raised outside the `except`, so it keeps its own __cause__ and gains
+        # no __context__ pointing back at the group.
+        raise failure
+    return [task.result() for task in tasks]
