@@ -119,6 +119,7 @@ class _Runner:
                             lambda c=change: self._record(c),
                             quiet=not change.adopt,
                         )
+                        main_step[a] = f"record {a}"  # linkers need the id in state
                 case Action.CREATE:
                     steps[f"create {a}"] = _Step(
                         f"create {a}", change, lambda c=change: self._create(c)
