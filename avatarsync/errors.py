@@ -128,11 +128,13 @@ class ApiError(AvatarsyncError):
         path: str,
         status: int | None = None,
         request_id: str | None = None,
+        code: str | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.status = status
         self.request_id = request_id
+        self.code = code  # the platform's error code, where it gives one (Avatarium)
         self.detail = message
         where = f"{method} {path}"
         if status is not None:

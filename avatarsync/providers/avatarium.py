@@ -99,6 +99,9 @@ class AvatariumClient:
     def total_requests(self) -> int:
         return self._http.total_requests
 
+    def reset_counts(self) -> None:
+        self._http.reset_counts()
+
     async def health(self) -> dict[str, Any]:
         # The one answer that may come without the envelope.
         data: dict[str, Any] = await self._http.request_json(

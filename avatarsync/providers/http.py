@@ -222,7 +222,7 @@ def error_for_status(
         message = f"unexpected status: {message}"
     error = cls(message, method=method, path=path, status=status, request_id=info.request_id)
     # ApiError has no field for the platform's error code yet; keep it reachable.
-    error.code = info.code  # type: ignore[attr-defined]
+    error.code = info.code
     return error
 
 
