@@ -31,6 +31,7 @@ __all__ = [
     "one_line",
     "plan_warnings",
     "plural",
+    "scrub_deep",
     "summary_notes",
     "text_diff",
 ]
@@ -44,7 +45,8 @@ LONG_TEXT_CHARS = 80
 # from what it is ("Trojan Source").
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
-
+# diff writes a reference to a target created in the same plan as
+# "<key> (known after apply)".
 _AFTER_APPLY_SUFFIX = f" {KNOWN_AFTER_APPLY}"
 
 
@@ -62,13 +64,16 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _scrub_deep(value: Any) -> Any:
+def scrub_deep(value: Any) -> Any:
+    """`scrub` every string inside a JSON-like value (keys too). Needed before
+    encoding: JSON escapes a secret's quote or backslash, and the escaped form
+    no longer matches what `scrub` looks for in the encoded text."""
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, dict):
-        return {k: _scrub_deep(v) for k, v in value.items()}
+        return {scrub_deep(k): scrub_deep(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub_deep(v) for v in value]
+        return [scrub_deep(v) for v in value]
     return value
 
 
@@ -80,7 +85,7 @@ def literal(value: Any) -> str:
         return KNOWN_AFTER_APPLY
     if isinstance(value, str) and value.endswith(_AFTER_APPLY_SUFFIX):
         return f"{literal(value.removesuffix(_AFTER_APPLY_SUFFIX))} {KNOWN_AFTER_APPLY}"
-    text = json.dumps(_scrub_deep(value), ensure_ascii=False, sort_keys=True, default=str)
+    text = json.dumps(scrub_deep(value), ensure_ascii=False, sort_keys=True, default=str)
     return escape_controls(text)
 
 
@@ -102,7 +107,7 @@ def _is_long(value: Any) -> bool:
 
 def is_block_text(fc: FieldChange, value: Any) -> bool:
     """A multi-line string shown as an indented block rather than one literal."""
-    return not fc.sensitive and isinstance(value, str) and "\n" in value and _is_long(value)
+    return not fc.sensitive and isinstance(value, str) and "\n" in value
 
 
 def text_diff(fc: FieldChange) -> list[str] | None:
@@ -137,7 +142,11 @@ def change_label(change: Change) -> str:
         tags.append(f"adopt unmanaged id {rid}" if rid else "adopt unmanaged resource")
     label = ", ".join(tags)
     reason = one_line(change.reason)
-    return f"{label}: {reason}" if reason and reason != action.value else label
+    # Skip a reason that only restates the label ("adopt unmanaged id vo_1:
+    # adopt unmanaged match into state"): same leading word, no news.
+    if not reason or reason.split()[0].lower() == label.split()[0].rstrip(",").lower():
+        return label
+    return f"{label}: {reason}"
 
 
 def plan_warnings(plan: Plan) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import assert_never
 
-from avatarsync.output._format import escape_controls, one_line
+from avatarsync.output._format import escape_controls, one_line, scrub_deep
 from avatarsync.output.color import ACTION_STYLE, Painter
 from avatarsync.plan import Action
 from avatarsync.report import ApplyReport, Outcome, Status
@@ -75,5 +75,5 @@ def render_apply_text(report: ApplyReport, *, color: bool) -> str:
 
 
 def render_apply_json(report: ApplyReport) -> str:
-    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+    text = json.dumps(scrub_deep(report.to_dict()), indent=2, sort_keys=True, ensure_ascii=False)
     return scrub(text) + "\n"

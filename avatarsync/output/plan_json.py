@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from avatarsync.output._format import scrub_deep
 from avatarsync.plan import Plan
 from avatarsync.secret import scrub
 
@@ -18,7 +19,7 @@ __all__ = ["render_plan_json"]
 
 
 def render_plan_json(plan: Plan) -> str:
-    # ensure_ascii=False keeps a non-ASCII secret literal, so scrub can find it;
-    # to_dict has already masked the values of sensitive fields.
-    text = json.dumps(plan.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+    # to_dict has already masked the values of sensitive fields; scrubbing
+    # both the values and the text catches registered secrets however encoded.
+    text = json.dumps(scrub_deep(plan.to_dict()), indent=2, sort_keys=True, ensure_ascii=False)
     return scrub(text) + "\n"

@@ -38,12 +38,12 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]~|#])")
 
 
 def render_plan_markdown(plan: Plan, *, max_chars: int = 60000) -> str:
-    env = _code(plan.environment)
-    heading = f"### avatarsync plan for {env}"
+    env = plan.environment
+    heading = f"### avatarsync plan for {_code(env)}"
     warnings = [f"- :warning: {_md_text(w)}" for w in plan_warnings(plan)]
 
     if not plan.has_changes:
-        summary = f"**No changes.** Environment {env} matches the manifests."
+        summary = f"**No changes.** Environment {_code(env)} matches the manifests."
         return _fit(heading, summary, warnings, [], "", [], env, max_chars)
 
     summary = "\n\n".join([f"**{plan.summary_line()}**", *summary_notes(plan)])
@@ -124,11 +124,11 @@ def _fit_lines(
 
 
 def _truncation_note(rows: int, total_rows: int, details: int, total_details: int, env: str) -> str:
+    command = _code(f"avatarsync plan --env {env} --json")
     return (
         "> [!NOTE]\n"
         f"> This plan was truncated to fit in a comment: {rows} of {total_rows} changes "
-        f"listed, details for {details} of {total_details}. For the full plan run "
-        f"`avatarsync plan --json` for environment {env}."
+        f"listed, details for {details} of {total_details}. For the full plan run {command}."
     )
 
 
@@ -199,7 +199,8 @@ def _block_line(marker: str, text: str) -> str:
 def _document_line(doc: DocumentChange) -> str:
     reason = one_line(doc.reason)
     suffix = f"  ({reason})" if reason else ""
-    return f"{_DOC_MARKER[doc.action]} document {escape_controls(doc.name)}{suffix}"
+    marker = _DOC_MARKER.get(doc.action, " ")
+    return f"{marker} document {escape_controls(doc.name)}{suffix}"
 
 
 # -- Markdown escaping -------------------------------------------------------

@@ -41,8 +41,9 @@ def render_plan_text(plan: Plan, *, color: bool, show_noop: bool = False) -> str
         env = escape_controls(plan.environment)
         blocks.append([f"avatarsync will perform the following actions in environment '{env}':"])
     blocks.extend(_change_lines(c, paint) for c in shown)
-    if unchanged and not show_noop:
-        blocks.append([f"{plural(len(unchanged), 'unchanged resource')} not shown."])
+    if plan.has_changes and unchanged and not show_noop:
+        count = plural(len(unchanged), "unchanged resource")
+        blocks.append([f"{count} not shown (--show-unchanged lists them)."])
     if warnings:
         blocks.append([f"{paint('Warning:', 'yellow', 'bold')} {one_line(w)}" for w in warnings])
     blocks.append(_closing_lines(plan, paint))
