@@ -1,0 +1,224 @@
+"""End-to-end harness: the real `avatarsync` CLI (a subprocess) against a real
+emulator over loopback, on a small project written into tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from avatarsync.emulator import EmulatorConfig, EmulatorServer
+
+SENTINEL_KEY = "sk-SENTINEL-e2e-4f1c9a7b"
+CLIENT = "acme-e2e"
+KINDS = {
+    "Face": "faces",
+    "Voice": "voices",
+    "Brain": "brains",
+    "KnowledgeBase": "knowledge-bases",
+    "Character": "characters",
+}
+
+PROJECT_YAML = """\
+manifests: ["characters/*.yaml"]
+environments:
+  test:
+    provider: equos
+    url: {url}
+    apiKeyEnv: E2E_EQUOS_KEY
+    client: {client}
+    vars: {{company: Acme}}
+  prod:
+    provider: equos
+    url: {url}
+    apiKeyEnv: E2E_EQUOS_KEY
+    client: {client}-prod
+    protect: true
+    vars: {{company: Acme}}
+"""
+
+SHARED = """\
+kind: Brain
+name: support
+spec:
+  instructions: |
+    You help {{{{ customer_name }}}} with questions about ${{vars.company}}.
+  greetingMessage: "Hi, I'm from ${{vars.company}}."
+---
+kind: Voice
+name: warm
+spec:
+  identity: Puck
+  instructions: Warm and calm.
+---
+kind: Face
+name: tommy-face
+spec:
+  identity: tommy
+---
+kind: KnowledgeBase
+name: faq
+spec:
+  displayName: {kb_name}
+  description: Answers to common questions.
+  documents:
+    - path: ../docs/returns.md
+    - path: ../docs/shipping.md
+"""
+
+TOMMY = """\
+kind: Character
+name: tommy
+spec:
+  displayName: Tommy
+  livekitIdentity: {livekit}
+  face: tommy-face
+  voice: warm
+  brain: support
+  knowledgeBase: faq
+  search: true
+"""
+
+SALLY = """\
+kind: Character
+name: sally
+spec:
+  displayName: Sally
+  livekitIdentity: sally
+  voice: warm
+  brain:
+    instructions: You sell Acme plans.
+    greetingMessage: Hello!
+"""
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@dataclass
+class E2EProject:
+    root: Path
+    server: EmulatorServer
+    key: str = SENTINEL_KEY
+
+    def write(
+        self,
+        kb_name: str = "Acme FAQ",
+        livekit: str = "tommy",
+        sally: bool = True,
+        brain_text: str | None = None,
+    ) -> None:
+        chars = self.root / "characters"
+        chars.mkdir(exist_ok=True)
+        shared = SHARED.format(kb_name=kb_name)
+        if brain_text is not None:
+            shared = shared.replace(
+                "You help {{ customer_name }} with questions about ${vars.company}.", brain_text
+            )
+        (chars / "shared.yaml").write_text(shared)
+        (chars / "tommy.yaml").write_text(TOMMY.format(livekit=livekit))
+        sally_file = chars / "sally.yaml"
+        if sally:
+            sally_file.write_text(SALLY)
+        elif sally_file.exists():
+            sally_file.unlink()
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("E2E_")}
+        env["E2E_EQUOS_KEY"] = self.key
+        env["NO_COLOR"] = "1"
+        return env
+
+    def cli(self, *args: str, timeout: float = 120, stdin: str | None = "") -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            input=stdin,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=self.env(),
+        )
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.server.url, headers={"x-api-key": self.key}, timeout=10, trust_env=False
+        )
+
+    def remote(self, client: str = CLIENT) -> dict[str, list[dict]]:
+        """Every live object with our client tag, by kind (all pages)."""
+        out: dict[str, list[dict]] = {}
+        with self.http() as http:
+            for kind, path in KINDS.items():
+                items: list[dict] = []
+                while True:
+                    page = http.get(
+                        f"/v3/{path}", params={"take": 50, "skip": len(items), "client": client}
+                    ).json()
+                    batch = page["items" if kind == "KnowledgeBase" else path]
+                    items.extend(batch)
+                    if not batch or len(items) >= page["total"]:
+                        break
+                out[kind] = items
+        return out
+
+    def counts(self, client: str = CLIENT) -> Counter:
+        return Counter({k: len(v) for k, v in self.remote(client).items()})
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / ".avatarsync" / "state" / "test.json"
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Iterator[Callable[..., E2EProject]]:
+    servers: list[EmulatorServer] = []
+
+    def make(**faults: object) -> E2EProject:
+        server = EmulatorServer(EmulatorConfig(api_keys=(SENTINEL_KEY,), **faults)).start()  # type: ignore[arg-type]
+        servers.append(server)
+        root = tmp_path / f"project{len(servers)}"
+        (root / "docs").mkdir(parents=True)
+        (root / "docs" / "returns.md").write_text("# Returns\nThirty days, no questions.\n")
+        (root / "docs" / "shipping.md").write_text("# Shipping\nFree over $50.\n")
+        (root / "avatarsync.yaml").write_text(
+            textwrap.dedent(PROJECT_YAML.format(url=server.url, client=CLIENT))
+        )
+        project = E2EProject(root, server)
+        project.write()
+        return project
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def project(make_project: Callable[..., E2EProject]) -> E2EProject:
+    return make_project()

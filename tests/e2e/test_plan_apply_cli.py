@@ -1,0 +1,258 @@
+"""The plan/apply issue's end-to-end list: the real CLI against the real emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+from harness import CLIENT, SENTINEL_KEY, E2EProject
+
+from avatarsync.state import StateStore
+
+FULL = Counter({"Face": 1, "Voice": 1, "Brain": 2, "KnowledgeBase": 1, "Character": 2})
+
+
+def plan_json(project: E2EProject, *args: str) -> dict:
+    result = project.cli("plan", "--env", "test", "--json", *args)
+    assert result.code == 0, result.text
+    return json.loads(result.out)
+
+
+def changed(plan: dict) -> dict[str, str]:
+    return {c["address"]: c["action"] for c in plan["changes"] if c["action"] != "no-op"}
+
+
+def test_apply_into_empty_org_then_plan_is_empty(project):
+    first = project.cli("plan", "--env", "test", "--detailed-exitcode")
+    assert first.code == 2, first.text
+    assert "Plan: 7 to create, 0 to update, 0 to replace, 0 to delete." in first.out
+    applied = project.cli("apply", "--env", "test", "--yes")
+    assert applied.code == 0, applied.text
+    assert project.counts() == FULL
+    again = project.cli("plan", "--env", "test", "--detailed-exitcode")
+    assert again.code == 0, again.text
+    assert "No changes" in again.out
+    assert "(5 API requests, all reads)" in again.err
+
+
+def test_edit_brain_updates_only_that_brain(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    project.write(brain_text="You help {{ customer_name }} with returns only.")
+    plan = plan_json(project)
+    assert changed(plan) == {"Brain/support": "update"}
+    (brain,) = [c for c in plan["changes"] if c["address"] == "Brain/support"]
+    assert [f["field"] for f in brain["fields"]] == ["instructions"]
+    text = project.cli("plan", "--env", "test").out
+    assert "returns only" in text and "Plan: 0 to create, 1 to update" in text
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    assert changed(plan_json(project)) == {}
+
+
+def test_replace_creates_new_relinks_the_character_then_deletes_old(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    old_kb = project.remote()["KnowledgeBase"][0]["id"]
+    project.write(kb_name="Acme Help Centre")
+    plan = plan_json(project)
+    assert changed(plan) == {"KnowledgeBase/faq": "replace", "Character/tommy": "update"}
+    (kb,) = [c for c in plan["changes"] if c["address"] == "KnowledgeBase/faq"]
+    assert "cannot be updated in place" in kb["reason"]
+    result = project.cli("apply", "--env", "test", "--yes")
+    assert result.code == 0, result.text
+    remote = project.remote()
+    assert [k["name"] for k in remote["KnowledgeBase"]] == ["Acme Help Centre"]
+    assert remote["KnowledgeBase"][0]["id"] != old_kb
+    tommy = next(c for c in remote["Character"] if c["name"] == "Tommy")
+    assert tommy["knowledgeBaseId"] == remote["KnowledgeBase"][0]["id"]
+    assert len(remote["KnowledgeBase"][0]["documents"]) == 2
+    assert changed(plan_json(project)) == {}
+
+
+def test_livekit_identity_change_replaces_the_character(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    project.write(livekit="tommy-v2")
+    assert changed(plan_json(project)) == {"Character/tommy": "replace"}
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    assert project.counts() == FULL
+    assert changed(plan_json(project)) == {}
+
+
+def test_removed_character_is_deleted_only_with_prune(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    project.write(sally=False)
+    text = project.cli("plan", "--env", "test").out
+    assert "Character/sally" in text and "--prune" in text
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    assert project.counts()["Character"] == 2  # nothing deleted without --prune
+    plan = plan_json(project, "--prune")
+    assert changed(plan) == {"Character/sally": "delete", "Brain/sally.brain": "delete"}
+    assert project.cli("apply", "--env", "test", "--yes", "--prune").code == 0
+    assert project.counts() == FULL - Counter({"Character": 1, "Brain": 1})
+
+
+def test_protected_environment_refuses_destroy_without_flag(project):
+    assert project.cli("apply", "--env", "prod", "--yes").code == 0
+    project.write(livekit="tommy-v2")
+    refused = project.cli("apply", "--env", "prod", "--yes")
+    assert refused.code == 1 and "--allow-destroy" in refused.err
+    assert project.counts(f"{CLIENT}-prod") == FULL
+    ok = project.cli("apply", "--env", "prod", "--yes", "--allow-destroy")
+    assert ok.code == 0, ok.text
+
+
+def test_stale_saved_plan_is_refused(project, tmp_path):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    project.write(brain_text="Edited in git.")
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--env", "test", "--out", str(out)).code == 0
+    # someone edits the voice in the studio meanwhile
+    voice = project.remote()["Voice"][0]
+    with project.http() as http:
+        r = http.patch(f"/v3/voices/{voice['id']}", json={"identity": "Kore", "instructions": "x"})
+        assert r.status_code == 200
+    stale = project.cli("apply", str(out))
+    assert stale.code == 1 and "changed since this plan was saved" in stale.err
+    brains = {b["instructions"] for b in project.remote()["Brain"]}
+    assert "Edited in git." not in brains  # nothing applied
+
+
+def test_saved_plan_applies_exactly_once(project, tmp_path):
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--env", "test", "--out", str(out)).code == 0
+    first = project.cli("apply", str(out))
+    assert first.code == 0, first.text
+    assert project.counts() == FULL
+    second = project.cli("apply", str(out))
+    assert second.code == 1 and "already been applied" in second.err
+    assert project.counts() == FULL
+
+
+def test_saved_plan_refused_when_manifests_changed(project, tmp_path):
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--env", "test", "--out", str(out)).code == 0
+    project.write(brain_text="Changed after planning.")
+    result = project.cli("apply", str(out))
+    assert result.code == 1 and "manifests changed" in result.err
+    assert sum(project.counts().values()) == 0
+
+
+def test_second_apply_fails_fast_on_the_lock_or_waits_with_timeout(project):
+    store = StateStore(project.state_file, environment="test", client=CLIENT)
+    with store.locked():
+        t0 = time.monotonic()
+        blocked = project.cli("apply", "--env", "test", "--yes")
+        assert blocked.code == 1 and "locked by another avatarsync apply" in blocked.err
+        assert time.monotonic() - t0 < 30
+    assert sum(project.counts().values()) == 0
+
+    acquired = threading.Event()
+
+    def hold_for_a_while() -> None:
+        with StateStore(project.state_file, environment="test", client=CLIENT).locked():
+            acquired.set()
+            time.sleep(1.5)
+
+    holder = threading.Thread(target=hold_for_a_while)
+    holder.start()
+    acquired.wait(10)
+    waited = project.cli("apply", "--env", "test", "--yes", "--lock-timeout", "30")
+    holder.join()
+    assert waited.code == 0, waited.text
+    assert project.counts() == FULL
+
+
+def test_usage_error_never_exits_2_even_with_detailed_exitcode(project):
+    result = project.cli("plan", "--env", "test", "--detailed-exitcode", "--bogus")
+    assert result.code == 1 and "No such option" in result.err
+
+
+def test_apply_without_terminal_needs_yes(project):
+    result = project.cli("apply", "--env", "test")
+    assert result.code == 1 and "--yes" in result.err
+    assert sum(project.counts().values()) == 0
+
+
+def test_losing_state_loses_nothing_import_rebuilds_it(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    before = json.loads(project.state_file.read_text())["resources"]
+    project.state_file.unlink()
+    imported = project.cli("import", "--env", "test")
+    assert imported.code == 0, imported.text
+    after = json.loads(project.state_file.read_text())["resources"]
+    assert {a: r["id"] for a, r in after.items()} == {a: r["id"] for a, r in before.items()}
+    assert changed(plan_json(project)) == {}
+
+
+@pytest.mark.slow
+def test_faults_converge_within_one_rerun_without_duplicates(make_project):
+    project = make_project(error_rate=0.2, drop_after_commit_rate=0.1, rate_limit=3000, seed=11)
+    runs = [project.cli("apply", "--env", "test", "--yes", timeout=300)]
+    if runs[-1].code != 0:
+        runs.append(project.cli("apply", "--env", "test", "--yes", timeout=300))
+    assert runs[-1].code == 0, runs[-1].text
+    project.server.set_faults(error_rate=0.0, drop_after_commit_rate=0.0, rate_limit=None)
+    assert project.counts() == FULL  # zero duplicates
+    assert changed(plan_json(project)) == {}
+    state = json.loads(project.state_file.read_text())
+    assert len(state["resources"]) == sum(FULL.values())
+    assert project.server.stats()["faults"]["dropped"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_posts", [3, 12])
+def test_kill_9_mid_apply_then_rerun_converges_without_duplicates(make_project, after_posts):
+    project = make_project(latency_ms=40)
+    many = "\n".join(
+        f"---\nkind: Brain\nname: extra{i}\nspec:\n  instructions: Extra brain {i}.\n  greetingMessage: Hi\n"
+        for i in range(30)
+    )
+    (project.root / "characters" / "extra.yaml").write_text(many)
+    proc = project.popen("apply", "--env", "test", "--yes", "--parallelism", "4")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        posts = sum(
+            n for k, n in project.server.stats()["requests"].items() if k.startswith("POST")
+        )
+        if posts >= after_posts:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    rerun = project.cli("apply", "--env", "test", "--yes")
+    assert rerun.code == 0, rerun.text
+    assert project.counts() == FULL + Counter({"Brain": 30})
+    assert changed(plan_json(project)) == {}
+
+
+def test_api_key_never_appears_in_any_output_plan_or_state(project, tmp_path):
+    out = tmp_path / "plan.json"
+    results = [
+        project.cli("plan", "--env", "test"),
+        project.cli("plan", "--env", "test", "--json"),
+        project.cli("plan", "--env", "test", "--markdown"),
+        project.cli("--debug", "plan", "--env", "test", "--out", str(out)),
+        project.cli("--debug", "apply", "--env", "test", "--yes"),
+        project.cli("apply", "--env", "test", "--yes", "--json"),
+        project.cli("import", "--env", "test"),
+    ]
+    assert all(r.code == 0 for r in results), [r.text for r in results if r.code]
+    # an error path: a wrong URL, with --debug tracebacks on
+    (project.root / "avatarsync.yaml").write_text(
+        (project.root / "avatarsync.yaml")
+        .read_text()
+        .replace(project.server.url, "http://127.0.0.1:9")
+    )
+    failed = project.cli("--debug", "plan", "--env", "test")
+    assert failed.code == 1
+    results.append(failed)
+    for r in results:
+        assert SENTINEL_KEY not in r.text
+    assert SENTINEL_KEY not in out.read_text()
+    for path in (project.root / ".avatarsync").rglob("*"):
+        if path.is_file():
+            assert SENTINEL_KEY.encode() not in path.read_bytes(), path
