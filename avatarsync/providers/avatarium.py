@@ -14,20 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import urlsplit
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from avatarsync.errors import ApiError, ServerError, TransportError
-from avatarsync.providers.http import ErrorInfo, RestClient, RetryPolicy, Sleep, error_for_status
+from avatarsync.providers.http import ErrorInfo, PlatformClient, error_for_status
 from avatarsync.secret import Secret, scrub
 
 __all__ = ["DEFAULT_URL", "PROVIDERS", "AvatariumClient", "AvatariumSocket"]
@@ -38,69 +34,11 @@ PROVIDERS: Final = frozenset({"groq", "openai", "gemini", "anthropic"})
 logger = logging.getLogger("avatarsync.providers.avatarium")
 
 
-class AvatariumClient:
+class AvatariumClient(PlatformClient):
     """Async client for the Avatarium v1 API (`Authorization: Bearer`)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: Secret,
-        *,
-        max_concurrency: int = 10,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._key = api_key
-        self._http = RestClient(
-            base_url,
-            api_key=api_key,
-            auth_header="authorization",
-            auth_scheme="Bearer",
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            retry=retry,
-            transport=transport,
-            sleep=sleep,
-            rng=rng,
-            clock=clock,
-        )
-
-    def __repr__(self) -> str:
-        return f"<AvatariumClient {self._http.base_url} requests={self.total_requests}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    @property
-    def request_counts(self) -> Mapping[str, int]:
-        """Requests sent (retries included) by "METHOD /path/{id}"."""
-        return self._http.request_counts
-
-    @property
-    def total_requests(self) -> int:
-        return self._http.total_requests
-
-    def reset_counts(self) -> None:
-        self._http.reset_counts()
+    AUTH_HEADER = "authorization"
+    AUTH_SCHEME = "Bearer"
 
     async def health(self) -> dict[str, Any]:
         # The one answer that may come without the envelope.

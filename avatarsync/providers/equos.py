@@ -10,19 +10,13 @@ later layer's job. Retries, limits and errors come from `RestClient`.
 from __future__ import annotations
 
 import asyncio
-import random
-import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self, TypeVar
-
-import httpx
+from typing import Any, Final, TypeVar
 
 from avatarsync.errors import ServerError
-from avatarsync.providers.http import RestClient, RetryPolicy, Sleep
+from avatarsync.providers.http import PlatformClient
 from avatarsync.resources import Kind
-from avatarsync.secret import Secret
 
 __all__ = ["DEFAULT_URL", "PAGE_SIZE", "EquosClient"]
 
@@ -56,7 +50,7 @@ def _endpoint(kind: Kind) -> _Endpoint:
         raise ValueError(f"{kind} is not an Equos API resource") from None
 
 
-class EquosClient:
+class EquosClient(PlatformClient):
     """Async client for the Equos v3 REST API (header `x-api-key`).
 
     Use as `async with EquosClient(url, Secret(key)) as client:`. Safe to
@@ -64,64 +58,7 @@ class EquosClient:
     flight at once, whatever the number of callers.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: Secret,
-        *,
-        max_concurrency: int = 10,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._http = RestClient(
-            base_url,
-            api_key=api_key,
-            auth_header="x-api-key",
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            retry=retry,
-            transport=transport,
-            sleep=sleep,
-            rng=rng,
-            clock=clock,
-        )
-
-    def __repr__(self) -> str:
-        return f"<EquosClient {self._http.base_url} requests={self.total_requests}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    @property
-    def request_counts(self) -> Mapping[str, int]:
-        """Requests sent (retries included) by "METHOD /v3/path/{id}"."""
-        return self._http.request_counts
-
-    @property
-    def total_requests(self) -> int:
-        return self._http.total_requests
-
-    def reset_counts(self) -> None:
-        self._http.reset_counts()
+    AUTH_HEADER = "x-api-key"
 
     # -- resources -----------------------------------------------------------
 

@@ -35,8 +35,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from types import MappingProxyType
-from typing import Any, Final
+from types import MappingProxyType, TracebackType
+from typing import Any, ClassVar, Final, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -57,6 +57,7 @@ from avatarsync.secret import MASK, Secret, scrub
 __all__ = [
     "IDEMPOTENT_METHODS",
     "ErrorInfo",
+    "PlatformClient",
     "RestClient",
     "RetryPolicy",
     "Sleep",
@@ -565,3 +566,77 @@ def _redact(url: httpx.URL) -> str:
     parts = urlsplit(str(url))
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class PlatformClient:
+    """What every platform client shares: one RestClient, its lifecycle, its counts.
+
+    Subclasses name their auth header; everything else (limits, retries,
+    typed errors, key handling) is RestClient's. Use as
+    `async with Client(url, Secret(key)) as client:`; safe to share between
+    concurrent tasks, at most `max_concurrency` requests in flight at once.
+    """
+
+    AUTH_HEADER: ClassVar[str]
+    AUTH_SCHEME: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        max_concurrency: int = 10,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._key = api_key
+        self._http = RestClient(
+            base_url,
+            api_key=api_key,
+            auth_header=self.AUTH_HEADER,
+            auth_scheme=self.AUTH_SCHEME,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            retry=retry,
+            transport=transport,
+            sleep=sleep,
+            rng=rng,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._http.base_url} requests={self.total_requests}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    @property
+    def request_counts(self) -> Mapping[str, int]:
+        """Requests sent (retries included) by "METHOD /path/{template}"."""
+        return self._http.request_counts
+
+    @property
+    def total_requests(self) -> int:
+        return self._http.total_requests
+
+    def reset_counts(self) -> None:
+        self._http.reset_counts()
