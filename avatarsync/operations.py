@@ -25,7 +25,9 @@ from typing import Any
 from avatarsync.apply import apply_plan
 from avatarsync.diff import PlanOptions, build_plan, desired_fingerprint, resource_fingerprint
 from avatarsync.errors import PlanError, ProjectError, StalePlanError, UnsafePlanError
+from avatarsync.export import ExportResult, export_manifests
 from avatarsync.live import LiveState, fetch_live
+from avatarsync.loader import dump_yaml
 from avatarsync.plan import Action, Plan
 from avatarsync.project import Environment, Project
 from avatarsync.providers.equos import EquosClient
@@ -210,6 +212,45 @@ class Workspace:
                 "make a new plan"
             )
 
+    # -- export ------------------------------------------------------------
+
+    def export(self, out_dir: Path) -> ExportResult:
+        """Write manifests, a project file and state for everything live with
+        this environment's client into `out_dir`; refuses to overwrite files."""
+
+        async def run() -> LiveState:
+            async with self._client() as client:
+                return await fetch_live(client, self.env.client)
+
+        live = asyncio.run(run())
+        result = export_manifests(live)
+        files = dict(result.files)
+        if not (out_dir / "avatarsync.yaml").exists():
+            files["avatarsync.yaml"] = _project_file(self.env)
+        clashes = [p for p in files if (out_dir / p).exists()]
+        if clashes:
+            raise ProjectError(
+                f"export would overwrite {', '.join(sorted(clashes))} in {out_dir}; "
+                "export into an empty directory"
+            )
+        for rel, text in files.items():
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        state = State(environment=self.env.name, client=self.env.client)
+        for address, remote_id in result.ids.items():
+            current = live.get(address.kind, remote_id)
+            state.resources[address] = ResourceState(
+                remote_id, None, current.updated_at if current else None
+            )
+        store = StateStore(
+            out_dir / ".avatarsync" / "state" / f"{self.env.name}.json",
+            environment=self.env.name,
+            client=self.env.client,
+        )
+        store.save(state)
+        return result
+
     # -- import ------------------------------------------------------------
 
     def import_state(self, desired: DesiredState) -> ImportReport:
@@ -267,6 +308,25 @@ def check_destroy_allowed(plan: Plan, env: Environment, *, allow_destroy: bool) 
             f"{len(destructive)} resource(s): {', '.join(destructive[:10])}"
             f"{' …' if len(destructive) > 10 else ''}. Pass --allow-destroy to proceed."
         )
+
+
+def _project_file(env: Environment) -> str:
+    settings: dict[str, Any] = {"provider": env.provider}
+    if env.url:
+        settings["url"] = env.url
+    if env.api_key_env:
+        settings["apiKeyEnv"] = env.api_key_env
+    if env.emulator:
+        settings["emulator"] = True
+    settings["client"] = env.client
+    if env.protect:
+        settings["protect"] = True
+    return dump_yaml(
+        {
+            "manifests": ["characters/*.yaml", "shared/*.yaml"],
+            "environments": {env.name: settings},
+        }
+    )
 
 
 def save_plan_file(plan: Plan, path: Path) -> None:

@@ -256,3 +256,32 @@ def import_(obj: CliContext, env_name: str, lock_timeout: float) -> int:
         err=True,
     )
     return 0
+
+
+@main.command("export")
+@click.option("-e", "--env", "env_name", required=True, help="Environment to export from.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the manifests, project file and state into.",
+)
+@click.pass_obj
+def export_(obj: CliContext, env_name: str, out_dir: Path) -> int:
+    """Write manifests and state for everything live with the environment's client."""
+    project = engine.load_project(obj.directory, obj.project_file)
+    env = project.environment(env_name)
+    with Workspace(project, env) as ws:
+        result = ws.export(out_dir)
+    engine.write_schemas(out_dir / "schemas")
+    for path in sorted(result.files):
+        click.echo(f"wrote {out_dir / path}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"Exported {len(result.ids)} resources from {env_name!r}; state saved under "
+        f"{out_dir / '.avatarsync' / 'state'}. Next: avatarsync -C {out_dir} plan --env {env_name}",
+        err=True,
+    )
+    return 0

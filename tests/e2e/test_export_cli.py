@@ -1,0 +1,70 @@
+"""export: an organisation built outside avatarsync becomes manifests + state,
+and the first plan against them shows no changes."""
+
+from __future__ import annotations
+
+import json
+
+from harness import CLIENT
+
+
+def test_export_then_plan_shows_no_changes(project, tmp_path):
+    # Build an organisation directly over the API, as the web studio would.
+    with project.http() as http:
+
+        def post(path, body):
+            r = http.post(path, json={**body, "client": CLIENT})
+            assert r.status_code == 201, r.text
+            return r.json()["id"]
+
+        brain = post("/v3/brains", {"instructions": "Shared brain.", "greetingMessage": "Hi"})
+        own = post("/v3/brains", {"instructions": "Only Bob's.", "greetingMessage": ""})
+        voice = post("/v3/voices", {"identity": "Kore", "instructions": "Bright."})
+        face = post("/v3/faces", {"identity": "tommy"})
+        kb = post("/v3/knowledge-bases", {"name": "Help Centre", "description": "All answers"})
+        post(
+            "/v3/characters",
+            {
+                "name": "Alice Smith",
+                "livekitIdentity": "alice",
+                "brainId": brain,
+                "voiceId": voice,
+                "faceId": face,
+                "knowledgeBaseId": kb,
+                "search": True,
+            },
+        )
+        post("/v3/characters", {"name": "Bob", "livekitIdentity": "bob", "brainId": own})
+        post("/v3/characters", {"name": "Carol", "livekitIdentity": "carol", "brainId": brain})
+        # someone else's character in the same organisation is never exported
+        r = http.post(
+            "/v3/characters", json={"name": "Other", "livekitIdentity": "o", "client": "x"}
+        )
+        assert r.status_code == 201
+
+    out = tmp_path / "adopted"
+    result = project.cli("export", "--env", "test", "--out", str(out))
+    assert result.code == 0, result.text
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml")) == [
+        "avatarsync.yaml",
+        "characters/alice-smith.yaml",
+        "characters/bob.yaml",
+        "characters/carol.yaml",
+        "shared/brains.yaml",
+        "shared/faces.yaml",
+        "shared/knowledge-bases.yaml",
+        "shared/voices.yaml",
+    ]
+    bob = (out / "characters" / "bob.yaml").read_text()
+    assert "brain: bob-brain" in bob  # a brain only Bob uses is named after him
+    assert "brain: brain\n" in (out / "characters" / "alice-smith.yaml").read_text()
+
+    validate = project.cli("-C", str(out), "validate")
+    assert validate.code == 0, validate.text
+    plan = project.cli("-C", str(out), "plan", "--env", "test", "--json")
+    assert plan.code == 0, plan.text
+    changes = [c for c in json.loads(plan.out)["changes"] if c["action"] != "no-op"]
+    assert changes == []
+
+    again = project.cli("export", "--env", "test", "--out", str(out))
+    assert again.code == 1 and "would overwrite" in again.err
