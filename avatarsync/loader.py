@@ -90,9 +90,10 @@ class ScalarInfo:
         return self.line, self.col
 
     def locate_line(self, value: str, template_line: int) -> tuple[int, int]:
-        """Source position of 1-based line `template_line` of the value."""
-        if template_line <= 1:
-            return self.locate(value, 0)
+        """Source position of 1-based line `template_line` of the value (its
+        first line is the value's own start, except in a literal block)."""
+        if template_line <= 1 and self.style != "|":
+            return self.line, self.col
         offset = 0
         for _ in range(template_line - 1):
             found = value.find("\n", offset)
@@ -197,9 +198,11 @@ def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
             _diag(display, 1, 1, "file is empty (delete it, or keep a comment in it)")
         )
         return result
-    loader = yaml.SafeLoader(text)
     builder = _Builder(display, text, result.diagnostics)
+    loader: yaml.SafeLoader | None = None
     try:
+        # The reader checks for control characters already in the constructor.
+        loader = yaml.SafeLoader(text)
         index = 0
         while loader.check_node():
             node = loader.get_node()
@@ -220,7 +223,7 @@ def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
                 display,
                 line,
                 col,
-                f"control character {exc.character!r} is not allowed in YAML text",
+                f"control character {chr(exc.character)!r} is not allowed in YAML text",
             )
         )
     except yaml.YAMLError as exc:  # any other parser complaint, without a mark
@@ -237,7 +240,8 @@ def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
             )
         )
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return result
 
 
@@ -430,23 +434,27 @@ def _is_empty_document(node: Node) -> bool:
 
 
 def _decode(raw: bytes, display: str, diagnostics: list[Diagnostic]) -> str | None:
+    """UTF-8 text, or a diagnostic at the first byte that shows it is not."""
     nul = raw.find(b"\x00")
-    if nul >= 0:
+    try:
+        text = raw.decode("utf-8-sig")
+        bad = -1
+    except UnicodeDecodeError as exc:
+        text, bad = "", exc.start
+    if nul >= 0 and (bad < 0 or nul < bad):
         line, col = _byte_line_col(raw, nul)
         diagnostics.append(
             _diag(display, line, col, "not a UTF-8 text file: it contains NUL bytes (binary data?)")
         )
         return None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line, col = _byte_line_col(raw, exc.start)
+    if bad >= 0:
+        line, col = _byte_line_col(raw, bad)
         diagnostics.append(
             _diag(
                 display,
                 line,
                 col,
-                f"not a UTF-8 text file: byte 0x{raw[exc.start]:02x} cannot be decoded "
+                f"not a UTF-8 text file: byte 0x{raw[bad]:02x} cannot be decoded "
                 "(binary data, or another encoding?)",
             )
         )
@@ -486,6 +494,35 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, display: str, text: str) -> Di
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = exc.problem or "invalid YAML"
+    if "end of stream" in problem and "quoted scalar" in (exc.context or ""):
+        start = exc.context_mark
+        if start is not None:
+            quote = text[start.index] if start.index < len(text) else '"'
+            return _diag(
+                display,
+                start.line + 1,
+                start.column + 1,
+                f"invalid YAML: this quoted value is never closed (a missing {quote})",
+            )
+    flow = re.match(r"expected ',' or '([\]}])'", problem)
+    if flow and exc.context_mark is not None:
+        start = exc.context_mark
+        opener = "[" if flow.group(1) == "]" else "{"
+        return _diag(
+            display,
+            start.line + 1,
+            start.column + 1,
+            f"invalid YAML: this '{opener}' is not closed by a matching '{flow.group(1)}' "
+            "(or a ',' is missing between items)",
+        )
+    if "<stream end>" in problem:
+        return _diag(
+            display,
+            line,
+            col,
+            "invalid YAML: the file ends before the value above is complete "
+            "(an unclosed bracket or quote?)",
+        )
     if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         return _diag(display, line, col, _SYNTAX_HINTS[0][1])
     for needle, hint in _SYNTAX_HINTS:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -32,7 +34,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from avatarsync.errors import Diagnostic
-from avatarsync.loader import ScalarInfo, SourceMap, YamlDocument, YamlPath, yaml11_surprise
+from avatarsync.loader import (
+    ScalarInfo,
+    SourceMap,
+    YamlDocument,
+    YamlPath,
+    load_file,
+    yaml11_surprise,
+)
 from avatarsync.resources import KEY_PATTERN, Kind
 
 M = TypeVar("M", bound=BaseModel)
@@ -41,21 +50,25 @@ __all__ = [
     "DOCUMENT_MODELS",
     "ENV_NAME_PATTERN",
     "FACE_IDENTITIES",
-    "SCHEMA_BASE_URL",
+    "SPEC_MODELS",
     "VOICE_IDENTITIES",
     "BrainSpec",
     "CharacterSpec",
     "ConversationPresetSpec",
     "DocumentEntry",
     "EnvPolicyModel",
+    "Envelope",
     "EnvironmentModel",
     "FaceSpec",
     "KnowledgeBaseSpec",
+    "ManifestSet",
+    "ParsedDocument",
     "ProjectModel",
     "VoiceSpec",
     "check_envelope",
     "did_you_mean",
     "generate_schemas",
+    "load_manifests",
     "validate_model",
     "yaml11_diagnostics",
 ]
@@ -97,7 +110,6 @@ FACE_IDENTITIES: tuple[str, ...] = ("tommy",)
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a process environment variable name
 _KEY_REGEX = KEY_PATTERN.pattern
-SCHEMA_BASE_URL = "https://avatarsync.dev/schemas/"
 _JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 VoiceIdentity = Literal[VOICE_IDENTITIES]  # type: ignore[valid-type]
@@ -112,6 +124,8 @@ class _Model(BaseModel):
         frozen=True,
         alias_generator=to_camel,
         populate_by_name=False,
+        # Schema titles in the YAML spelling ("greetingMessage"), for editors.
+        field_title_generator=lambda name, info: to_camel(name),
     )
 
 
@@ -158,7 +172,7 @@ class KnowledgeBaseSpec(_Model):
 def _ref_or_inline(value: Any) -> str | None:
     if isinstance(value, str):
         return "ref"
-    if isinstance(value, dict):
+    if isinstance(value, dict | BaseModel):  # a model when serialising
         return "inline"
     return None
 
@@ -270,7 +284,9 @@ class EnvironmentModel(_Model):
     vars: dict[str, Any] = Field(default_factory=dict)
     protect: bool = Field(False, description="Deletes and replaces need --allow-destroy.")
     emulator: bool = Field(False, description="Use the embedded emulator.")
-    state: str | None = Field(None, description="State file (default .avatarsync/state/<env>.json).")
+    state: str | None = Field(
+        None, description="State file (default .avatarsync/state/<env>.json)."
+    )
 
 
 class ProjectModel(_Model):
@@ -334,13 +350,14 @@ def validate_model(
     what: str,
     base: YamlPath = (),
     skip: Callable[[YamlPath], bool] | None = None,
-    suffix: str = "",
+    suffix: Callable[[YamlPath], str] | None = None,
 ) -> tuple[M | None, list[Diagnostic]]:
     """Validate `data` with `model`; map every error to its source position.
 
     `what` names the subject in messages ("Character 'tommy'"); `skip` drops
     errors at paths already reported (e.g. a failed substitution); `suffix`
-    is appended to messages about values that depend on the environment.
+    gives the text appended to messages about a value (e.g. the environment
+    a substituted value came from).
     """
     try:
         return model.model_validate(data), []
@@ -357,8 +374,8 @@ def validate_model(
             continue  # one message per value
         seen.add(full)
         message, at_key = _message(model, error, path, is_key, data, source, base, what)
-        if suffix and error["type"] not in ("missing", "extra_forbidden"):
-            message += suffix
+        if suffix is not None and error["type"] not in ("missing", "extra_forbidden"):
+            message += suffix(full)
         pos = source.key(full) if at_key else source.value(full)
         diagnostics.append(_at(pos, message))
     return None, diagnostics
@@ -381,7 +398,7 @@ def yaml11_diagnostics(
         if surprise is None:
             continue
         if info.tag == "bool":
-            fix = f"write {str(_get(data, path)).lower()}, or \"{info.text}\" in quotes for text"
+            fix = f'write {str(_get(data, path)).lower()}, or "{info.text}" in quotes for text'
         else:
             fix = f'write "{info.text}" in quotes'
         found.append(_at(source.value(path), f"ambiguous value: {surprise}; {fix}"))
@@ -415,7 +432,6 @@ def _message(
 ) -> tuple[str, bool]:
     kind = error["type"]
     field = _field_label(path)
-    where = _where(what, path)
     value = error.get("input")
     info = source.scalars.get((*base, *path))
     if kind == "extra_forbidden":
@@ -426,12 +442,22 @@ def _message(
         name = _missing_name(error["loc"])
         return f"missing required field '{name}' in {_where(what, path[:-1])}", False
     if is_key:
-        return f"'{path[-1]}' is not a valid name in {where}: {_pattern_text()}", True
+        return (
+            f"'{path[-1]}' is not a valid name in {_where(what, path[:-1])}: {_pattern_text()}",
+            True,
+        )
+    if value is None and info is not None and not info.text and kind != "ref_or_inline":
+        return _no_value(field, path, error), False
     if kind == "string_type":
         return _not_text(field, value, info), False
     if kind == "literal_error":
         return _not_allowed(path, value, error), False
     if kind == "string_pattern_mismatch":
+        if error.get("ctx", {}).get("pattern") == ENV_NAME_PATTERN:
+            return (
+                f"{field} '{value}' is not an environment variable name "
+                "(letters, digits and '_', not starting with a digit)"
+            ), False
         return f"{field} '{value}' is not a valid key: {_pattern_text()}", False
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"{field} must be a whole number, not {_describe_value(value, info)}", False
@@ -452,11 +478,18 @@ def _message(
     return f"{field}: {error['msg']}", False
 
 
+def _no_value(field: str, path: YamlPath, error: Any) -> str:
+    expected = error.get("ctx", {}).get("expected", "")
+    if path and path[-1] == "identity" and f"'{VOICE_IDENTITIES[0]}'" in expected:
+        return f"{field} has no value; write one of the 30 Equos voices (e.g. Puck)"
+    if path and path[-1] == "identity" and f"'{FACE_IDENTITIES[0]}'" in expected:
+        return f"{field} has no value; write a face of the gallery ({', '.join(FACE_IDENTITIES)})"
+    return f"{field} has no value; write one"
+
+
 def _not_text(field: str, value: Any, info: ScalarInfo | None) -> str:
     if info is not None and info.plain and not isinstance(value, dict | list):
         read_as = _describe_value(value, info)
-        if value is None and not info.text:
-            return f"{field} has no value; write one"
         return (
             f"{field}: '{info.text}' is read as {read_as}, not as text; "
             f'write "{info.text}" in quotes'
@@ -542,43 +575,53 @@ def _missing_name(loc: tuple[Any, ...]) -> str:
 
 
 def _allowed_fields(model: type[BaseModel], path: YamlPath, data: Any) -> list[str]:
-    """Field names (YAML spelling) of the model that owns `path`."""
+    """Field names (YAML spelling) of the model that owns the mapping at `path`."""
     current: Any = model
     for part in path:
-        if isinstance(part, int):
-            continue
-        sub = _submodel(current, part)
-        if sub is None:
+        current = _step(current, part)
+        if current is None:
             return []
-        current = sub
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [info.alias or name for name, info in current.model_fields.items()]
-    return []
+    found = _find_model(current)
+    if found is None:
+        return []
+    return [info.alias or name for name, info in found.model_fields.items()]
 
 
-def _submodel(model: Any, alias: str) -> Any:
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+def _step(annotation: Any, part: str | int) -> Any:
+    """The annotation of `part` inside a value of type `annotation`."""
+    found = _find_model(annotation)
+    if found is not None and isinstance(part, str):
+        for name, info in found.model_fields.items():
+            if (info.alias or name) == part:
+                return info.annotation
         return None
-    for name, info in model.model_fields.items():
-        if (info.alias or name) == alias:
-            return _find_model(info.annotation)
+    container = _find_container(annotation)
+    if container is None:
+        return None
+    args = get_args(container)
+    return args[-1] if args else None
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The alternatives of an annotation: Annotated and unions taken apart."""
+    if get_origin(annotation) is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [alt for arg in get_args(annotation) for alt in _unwrap(arg)]
+    return [annotation]
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    for alt in _unwrap(annotation):
+        if isinstance(alt, type) and issubclass(alt, BaseModel):
+            return alt
     return None
 
 
-def _find_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _find_model(arg)
-        if found is not None:
-            return found
-    for arg in getattr(annotation, "__metadata__", ()) or ():
-        found = _find_model(arg)
-        if found is not None:
-            return found
-    origin = getattr(annotation, "__origin__", None)
-    if origin is not None and origin is not annotation:
-        return _find_model(origin)
+def _find_container(annotation: Any) -> Any:
+    for alt in _unwrap(annotation):
+        if get_origin(alt) in (dict, list):
+            return alt
     return None
 
 
@@ -628,6 +671,44 @@ def _at(pos: Any, message: str, severity: Literal["error", "warning"] = "error")
     return Diagnostic(pos.file, pos.line, pos.col, message, severity)
 
 
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A loaded document whose kind and name are known."""
+
+    doc: YamlDocument
+    envelope: Envelope
+
+    @property
+    def kind(self) -> Kind:
+        return self.envelope.kind
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    """Every manifest document of a project: loaded once, resolved per environment."""
+
+    files: tuple[str, ...]
+    documents: tuple[ParsedDocument, ...]
+    diagnostics: tuple[Diagnostic, ...]  # load and envelope problems
+
+
+def load_manifests(files: Iterable[tuple[Path, str]]) -> ManifestSet:
+    """Load (absolute path, display name) pairs; check each document's kind."""
+    names: list[str] = []
+    documents: list[ParsedDocument] = []
+    diagnostics: list[Diagnostic] = []
+    for path, display in files:
+        names.append(display)
+        loaded = load_file(path, display)
+        diagnostics += loaded.diagnostics
+        for doc in loaded.documents:
+            envelope, problems = check_envelope(doc)
+            diagnostics += problems
+            if envelope is not None:
+                documents.append(ParsedDocument(doc, envelope))
+    return ManifestSet(tuple(names), tuple(documents), tuple(diagnostics))
+
+
 # --- JSON Schema -------------------------------------------------------------------
 
 
@@ -636,19 +717,14 @@ def generate_schemas() -> dict[str, str]:
     schemas: dict[str, dict[str, Any]] = {}
     for kind, model in DOCUMENT_MODELS.items():
         name = f"{kind.value.lower()}.schema.json"
-        schemas[name] = _finish(model.model_json_schema(), name, f"avatarsync {kind.value}")
-    adapter: TypeAdapter[Any] = TypeAdapter(
-        Annotated[
-            _union(tuple(DOCUMENT_MODELS.values())),
-            Field(discriminator="kind"),
-        ]
-    )
+        schemas[name] = _finish(model.model_json_schema(), f"avatarsync {kind.value}")
+    # Discriminated by `kind`, so editors pick the right kind's schema.
+    union: Any = Annotated[_union(tuple(DOCUMENT_MODELS.values())), Field(discriminator="kind")]
+    adapter: TypeAdapter[Any] = TypeAdapter(union)
     combined = adapter.json_schema()
-    schemas["manifest.schema.json"] = _finish(
-        combined, "manifest.schema.json", "avatarsync manifest document (any kind)"
-    )
+    schemas["manifest.schema.json"] = _finish(combined, "avatarsync manifest document (any kind)")
     schemas["project.schema.json"] = _finish(
-        ProjectModel.model_json_schema(), "project.schema.json", "avatarsync.yaml project file"
+        ProjectModel.model_json_schema(), "avatarsync.yaml project file"
     )
     return {
         name: json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -663,14 +739,7 @@ def _union(models: tuple[type[BaseModel], ...]) -> Any:
     return result
 
 
-def _finish(schema: dict[str, Any], name: str, title: str) -> dict[str, Any]:
-    schema = {"$schema": _JSON_SCHEMA_DIALECT, "$id": SCHEMA_BASE_URL + name, **schema}
+def _finish(schema: dict[str, Any], title: str) -> dict[str, Any]:
+    schema = {"$schema": _JSON_SCHEMA_DIALECT, **schema}
     schema["title"] = title
     return schema
-
-
-def model_fields_of(kind: Kind) -> Mapping[str, str]:
-    """Python field name → YAML (camelCase) name of a kind's spec."""
-    return {
-        name: info.alias or name for name, info in SPEC_MODELS[kind].model_fields.items()
-    }

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from avatarsync.errors import Diagnostic, ProjectError
-from avatarsync.loader import load_file, yaml11_surprise
+from avatarsync.loader import SourceMap, load_file, yaml11_surprise
 from avatarsync.manifest import ProjectModel, did_you_mean, validate_model, yaml11_diagnostics
 from avatarsync.resources import Position
-from avatarsync.secret import Secret, register
+from avatarsync.secret import Secret
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -43,8 +43,9 @@ DEFAULT_STATE_DIR = ".avatarsync/state"
 class ProjectFileError(ProjectError):
     """The project file is invalid; `diagnostics` says where (file:line:col)."""
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], root: Path) -> None:
         self.diagnostics = sorted(diagnostics)
+        self.root = root  # diagnostics name files relative to it
         lines = "\n".join(str(d) for d in self.diagnostics)
         super().__init__(f"invalid project file:\n{lines}")
 
@@ -86,6 +87,7 @@ class Project:
     manifests: tuple[str, ...]  # globs relative to root
     environments: Mapping[str, Environment]
     env_policy: EnvPolicy = EnvPolicy()
+    manifest_positions: tuple[Position, ...] = ()  # of each glob, for messages
     # .env files read once per process; a cache, not part of the value.
     _dotenv: dict[Path, dict[str, str]] = field(
         default_factory=dict, compare=False, repr=False, hash=False
@@ -105,9 +107,7 @@ class Project:
         """A process variable, else from `.env.<env>`, else from `.env` (root)."""
         if name in os.environ:
             return os.environ[name]
-        files = ([self.root / f".env.{env.name}"] if env is not None else []) + [
-            self.root / ".env"
-        ]
+        files = ([self.root / f".env.{env.name}"] if env is not None else []) + [self.root / ".env"]
         for path in files:
             values = self._read_dotenv(path)
             if name in values:
@@ -131,6 +131,46 @@ class Project:
                     result[name] = value
         return result
 
+    def display(self, path: Path) -> str:
+        """How messages name a file: relative to the root, with / separators."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def manifest_files(self) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
+        """(path, display name) of every manifest file, sorted; a warning for
+        each glob that matches nothing (usually a typo)."""
+        found: dict[str, Path] = {}
+        warnings: list[Diagnostic] = []
+        skip = {self.file.resolve()}
+        for index, pattern in enumerate(self.manifests):
+            matched = False
+            for path in sorted(self.root.glob(pattern)):
+                if not path.is_file() or path.resolve() in skip:
+                    continue
+                display = self.display(path)
+                if display.startswith(".avatarsync/"):
+                    continue  # our own state, never a manifest
+                matched = True
+                found.setdefault(display, path)
+            if not matched:
+                at = (
+                    self.manifest_positions[index]
+                    if index < len(self.manifest_positions)
+                    else Position(self.file.name, 1, 1)
+                )
+                warnings.append(
+                    Diagnostic(
+                        at.file,
+                        at.line,
+                        at.col,
+                        f"manifest glob '{pattern}' matches no file",
+                        "warning",
+                    )
+                )
+        return [(found[name], name) for name in sorted(found)], warnings
+
     def api_key(self, env: Environment) -> Secret | None:
         """The environment's API key, or None (emulator, or not set). Never printed."""
         if env.api_key_env is None:
@@ -146,10 +186,9 @@ class Project:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 text = ""
-            values = parse_dotenv(text)
-            for value in values.values():
-                register(value)  # a .env holds keys: scrub them from any output
-            self._dotenv[path] = values
+            # Values are not registered as secrets here: keys become Secrets
+            # when read (api_key), secret variables when substituted.
+            self._dotenv[path] = parse_dotenv(text)
         return self._dotenv[path]
 
 
@@ -195,63 +234,31 @@ def load_project_file(path: Path) -> Project:
             )
         )
     if diagnostics:
-        raise ProjectFileError(diagnostics)
+        raise ProjectFileError(diagnostics, root)
     doc = loaded.documents[0]
-    model, diagnostics = validate_model(ProjectModel, doc.data, doc.source, what=display)
+    model, diagnostics = validate_model(ProjectModel, doc.data, doc.source, what="the project file")
     diagnostics += yaml11_diagnostics(doc.source, doc.data, diagnostics)
-    if model is None:
-        raise ProjectFileError(diagnostics)
+    # Checks the schema cannot express run on the raw data, so they are
+    # reported together with schema errors rather than after them.
+    diagnostics += _check_raw(doc.data, doc.source)
+    if model is None or any(d.severity == "error" for d in diagnostics):
+        raise ProjectFileError(diagnostics, root)
     name = model.name or root.name
     environments: dict[str, Environment] = {}
     for env_name, env_model in model.environments.items():
-        base = ("environments", env_name)
-        position = doc.source.value(base)
-        if env_model.emulator and env_model.url is not None:
-            at = doc.source.value((*base, "url"))
-            diagnostics.append(
-                Diagnostic(
-                    at.file,
-                    at.line,
-                    at.col,
-                    f"environment '{env_name}': url cannot be combined with emulator: true "
-                    "(the embedded emulator picks its own address)",
-                )
-            )
-        url = None if env_model.emulator else (env_model.url or DEFAULT_API_URL)
-        if url is not None and not re.match(r"^https?://[^\s/]+", url):
-            at = doc.source.value((*base, "url"))
-            diagnostics.append(
-                Diagnostic(
-                    at.file, at.line, at.col, f"url '{url}' must start with http:// or https://"
-                )
-            )
-        diagnostics += _check_vars(env_model.vars, doc.source, (*base, "vars"))
         state = env_model.state or f"{DEFAULT_STATE_DIR}/{env_name}.json"
         environments[env_name] = Environment(
             name=env_name,
             provider=env_model.provider,
-            url=url,
+            url=None if env_model.emulator else (env_model.url or DEFAULT_API_URL),
             api_key_env=env_model.api_key_env,
             client=env_model.client or f"{name}-{env_name}",
             vars=env_model.vars,
             protect=env_model.protect,
             emulator=env_model.emulator,
             state_path=(root / state).resolve(),
-            position=position,
+            position=doc.source.value(("environments", env_name)),
         )
-    for index, pattern in enumerate(model.manifests):
-        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-            at = doc.source.value(("manifests", index))
-            diagnostics.append(
-                Diagnostic(
-                    at.file,
-                    at.line,
-                    at.col,
-                    f"manifest glob '{pattern}' must stay inside the project folder",
-                )
-            )
-    if any(d.severity == "error" for d in diagnostics):
-        raise ProjectFileError(diagnostics)
     policy = EnvPolicy(
         allow=frozenset(model.env.allow),
         allow_prefixes=tuple(model.env.allow_prefixes),
@@ -264,7 +271,46 @@ def load_project_file(path: Path) -> Project:
         manifests=tuple(model.manifests),
         environments=environments,
         env_policy=policy,
+        manifest_positions=tuple(
+            doc.source.value(("manifests", index)) for index in range(len(model.manifests))
+        ),
     )
+
+
+def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+
+    def error(path: tuple[str | int, ...], message: str) -> None:
+        at = source.value(path)
+        found.append(Diagnostic(at.file, at.line, at.col, message))
+
+    if not isinstance(data, dict):
+        return found
+    globs = data.get("manifests")
+    for index, pattern in enumerate(globs if isinstance(globs, list) else []):
+        if isinstance(pattern, str) and (
+            Path(pattern).is_absolute() or ".." in Path(pattern).parts
+        ):
+            error(
+                ("manifests", index),
+                f"manifest glob '{pattern}' must stay inside the project folder",
+            )
+    environments = data.get("environments")
+    for env_name, env in (environments if isinstance(environments, dict) else {}).items():
+        if not isinstance(env, dict):
+            continue
+        base = ("environments", env_name)
+        url = env.get("url")
+        if env.get("emulator") is True and url is not None:
+            error(
+                (*base, "url"),
+                f"environment '{env_name}': url cannot be combined with emulator: true "
+                "(the embedded emulator picks its own address)",
+            )
+        elif isinstance(url, str) and not re.match(r"^https?://[^\s/]+", url):
+            error((*base, "url"), f"url '{url}' must start with http:// or https://")
+        found.extend(_check_vars(env.get("vars"), source, (*base, "vars")))
+    return found
 
 
 def _check_vars(values: Any, source: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:
