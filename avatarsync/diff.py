@@ -70,6 +70,7 @@ def resource_fingerprint(resource: DesiredResource) -> str:
     """What was applied: the spec, the links by key and the documents' content."""
     payload = {
         "spec": comparable(resource.spec),
+        "documentsManaged": resource.documents_managed,
         "documents": sorted(
             (d.name, d.description or "", d.mime_type, d.sha256) for d in resource.documents
         ),
@@ -273,10 +274,16 @@ def _plan_resource(
     git_unchanged = entry is not None and entry.fingerprint == resource_fingerprint(resource)
 
     if forcing:
+        reason = f"{', '.join(forcing)} cannot be updated in place"
+        if not resource.documents_managed and current.documents:
+            reason += (
+                f"; its {len(current.documents)} live document(s) are not managed "
+                "(no `documents:`) and will not be carried over"
+            )
         return Change(
             address=address,
             action=Action.REPLACE,
-            reason=f"{', '.join(forcing)} cannot be updated in place",
+            reason=reason,
             remote_id=current.id,
             fields=fields,
             documents=tuple(
@@ -412,7 +419,7 @@ def _top_field(path: str) -> str:
 def _document_changes(
     resource: DesiredResource, current: LiveResource, entry: ResourceState | None
 ) -> tuple[DocumentChange, ...]:
-    if resource.kind != Kind.KNOWLEDGE_BASE:
+    if resource.kind != Kind.KNOWLEDGE_BASE or not resource.documents_managed:
         return ()
     recorded = entry.documents if entry else {}
     live_docs = {d.name: d for d in current.documents}

@@ -166,7 +166,11 @@ class KnowledgeBaseSpec(_Model):
 
     display_name: str = Field(description="The API's `name`.")
     description: str
-    documents: list[DocumentEntry] = Field(default_factory=list)
+    documents: list[DocumentEntry] | None = Field(
+        default=None,
+        description="Files in the repository to upload. Left out: the knowledge base's "
+        "documents are not managed by avatarsync (an empty list deletes them all).",
+    )
 
 
 def _ref_or_inline(value: Any) -> str | None:

@@ -18,7 +18,7 @@ import copy
 import hashlib
 import mimetypes
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -269,6 +269,11 @@ class _Resolver:
             case Kind.KNOWLEDGE_BASE:
                 documents = self._documents(pd, spec)
                 self._add_resource(pd.kind, key, spec, doc, ("spec",), subst, documents)
+                if spec.documents is None:  # left out: documents are not managed
+                    address = Address(pd.kind.value, key)
+                    self.resources[address] = replace(
+                        self.resources[address], documents_managed=False
+                    )
             case Kind.CHARACTER:
                 self._character(pd, key, spec, subst)
             case Kind.CONVERSATION_PRESET:
@@ -387,7 +392,7 @@ class _Resolver:
         root = self.project.root.resolve()
         result: list[DocumentSpec] = []
         seen: dict[str, int] = {}
-        for index, entry in enumerate(spec.documents):
+        for index, entry in enumerate(spec.documents or ()):
             base = ("spec", "documents", index)
             at_path = doc.source.value((*base, "path"))
             target = (doc.path.parent / entry.path).resolve()

@@ -126,6 +126,9 @@ class DesiredResource:
     field_positions: Mapping[str, Position] = field(default_factory=dict)
     refs: Mapping[str, Address] = field(default_factory=dict)
     documents: tuple[DocumentSpec, ...] = ()
+    # False when a knowledge base leaves `documents` out: its live documents
+    # are then neither uploaded nor deleted (e.g. after `export`).
+    documents_managed: bool = True
     inline_owner: Address | None = None
     # Fields whose value came from a secret source: masked in every output.
     sensitive_fields: frozenset[str] = frozenset()

@@ -111,6 +111,9 @@ class Faults:
 
     def update(self, **changes: Any) -> FaultSettings:
         """Change some switches (field names); raises ValueError, changing nothing."""
+        unknown = sorted(set(changes) - set(_WIRE_NAMES.values()))
+        if unknown:
+            raise ValueError(f"unknown fault switch(es): {', '.join(unknown)}")
         new = replace(self.settings, **changes)  # validates in __post_init__
         old, self.settings = self.settings, new
         # Naming a seed restarts the random streams even if it is the same

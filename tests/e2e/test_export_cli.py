@@ -22,6 +22,13 @@ def test_export_then_plan_shows_no_changes(project, tmp_path):
         voice = post("/v3/voices", {"identity": "Kore", "instructions": "Bright."})
         face = post("/v3/faces", {"identity": "tommy"})
         kb = post("/v3/knowledge-bases", {"name": "Help Centre", "description": "All answers"})
+        added = http.post(
+            f"/v3/knowledge-bases/{kb}/documents",
+            json={"name": "faq.md", "description": "", "mimeType": "text/markdown"},
+        ).json()
+        assert http.put(added["uploadUrl"], content=b"# FAQ").status_code in (200, 204)
+        doc_id = added["document"]["id"]
+        assert http.patch(f"/v3/knowledge-bases/{kb}/documents/{doc_id}/index").status_code == 200
         post(
             "/v3/characters",
             {
@@ -65,6 +72,9 @@ def test_export_then_plan_shows_no_changes(project, tmp_path):
     assert plan.code == 0, plan.text
     changes = [c for c in json.loads(plan.out)["changes"] if c["action"] != "no-op"]
     assert changes == []
+
+    assert "faq.md" in result.err  # it says the document could not be exported
+    assert len(project.remote()["KnowledgeBase"][0]["documents"]) == 1
 
     again = project.cli("export", "--env", "test", "--out", str(out))
     assert again.code == 1 and "would overwrite" in again.err

@@ -239,3 +239,26 @@ def test_output_order_is_deterministic():
     first = plan(d, live(), state())
     again = plan(desired(*reversed(list(d.resources.values()))), live(), state())
     assert [c.address for c in first.changes] == [c.address for c in again.changes]
+
+
+def test_knowledge_base_without_documents_key_leaves_live_documents_alone():
+    kb = dataclasses.replace(res("KnowledgeBase", "faq"), documents_managed=False)
+    kb_live = raw(
+        "KnowledgeBase",
+        "k1",
+        documents=[{"id": "d1", "name": "a.md", "size": 5, "status": "indexed"}],
+    )
+    (change,) = plan(
+        desired(kb), live(("KnowledgeBase", kb_live)), state(KnowledgeBase__faq="k1")
+    ).changes
+    assert change.action is Action.NOOP
+    managed = res("KnowledgeBase", "faq")  # documents: [] -> delete them
+    (change,) = plan(
+        desired(managed), live(("KnowledgeBase", kb_live)), state(KnowledgeBase__faq="k1")
+    ).changes
+    assert [(d.action, d.name) for d in change.documents] == [(Action.DELETE, "a.md")]
+    renamed = dataclasses.replace(kb, spec={**kb.spec, "displayName": "New"})
+    (change,) = plan(
+        desired(renamed), live(("KnowledgeBase", kb_live)), state(KnowledgeBase__faq="k1")
+    ).changes
+    assert change.action is Action.REPLACE and "will not be carried over" in change.reason
