@@ -61,7 +61,8 @@ class ApplyReport:
         done = Counter(o.action for o in self.outcomes if o.status is Status.DONE)
         return {
             "created": done[Action.CREATE],
-            "updated": done[Action.UPDATE] + done[Action.NOOP],
+            "updated": done[Action.UPDATE],
+            "adopted": done[Action.NOOP],  # only adoptions report a no-op outcome
             "replaced": done[Action.REPLACE],
             "deleted": done[Action.DELETE],
             "failed": sum(1 for o in self.outcomes if o.status is Status.FAILED),
@@ -74,6 +75,8 @@ class ApplyReport:
             f"Apply {'complete' if self.ok else 'stopped'}: {c['created']} created, "
             f"{c['updated']} updated, {c['replaced']} replaced, {c['deleted']} deleted"
         )
+        if c["adopted"]:
+            line += f", {c['adopted']} adopted"
         if c["failed"] or c["skipped"]:
             line += f", {c['failed']} failed, {c['skipped']} not done"
         return line + "."
