@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from avatarsync.diff import resource_fingerprint
@@ -116,37 +117,37 @@ class _Runner:
                         steps[f"record {a}"] = _Step(
                             f"record {a}",
                             change,
-                            lambda c=change: self._record(c),
+                            partial(self._record, change),
                             quiet=not change.adopt,
                         )
                         main_step[a] = f"record {a}"  # linkers need the id in state
                 case Action.CREATE:
                     steps[f"create {a}"] = _Step(
-                        f"create {a}", change, lambda c=change: self._create(c)
+                        f"create {a}", change, partial(self._create, change)
                     )
                     main_step[a] = f"create {a}"
                 case Action.UPDATE:
                     steps[f"update {a}"] = _Step(
-                        f"update {a}", change, lambda c=change: self._update(c)
+                        f"update {a}", change, partial(self._update, change)
                     )
                     main_step[a] = f"update {a}"
                 case Action.REPLACE:
                     steps[f"create {a}"] = _Step(
                         f"create {a}",
                         change,
-                        lambda c=change: self._replace_create(c),
+                        partial(self._replace_create, change),
                         quiet=True,
                     )
                     steps[f"destroy {a}"] = _Step(
                         f"destroy {a}",
                         change,
-                        lambda c=change: self._replace_destroy(c),
+                        partial(self._replace_destroy, change),
                         deps={f"create {a}"},
                     )
                     main_step[a] = f"create {a}"
                 case Action.DELETE:
                     steps[f"delete {a}"] = _Step(
-                        f"delete {a}", change, lambda c=change: self._delete(c)
+                        f"delete {a}", change, partial(self._delete, change)
                     )
         non_deletes = {n for n, s in steps.items() if s.change.action is not Action.DELETE}
         for name, step in steps.items():
