@@ -14,8 +14,9 @@ than the real API may be, because it exists to catch client bugs early:
   links is a 400 naming the character: it catches apply-ordering bugs
   (delete before relink) that a lenient server would hide.
 
-Handlers never await between their first and last database statement, so
-writes are atomic with respect to each other on the single event loop.
+Every handler runs without yielding to the event loop (its body is read
+before it starts), so each request's reads and writes are atomic with respect
+to every other request: no lost updates, no write to a row deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -364,6 +365,10 @@ class EquosEmulator:
             try:
                 if auth and not self._is_valid_key(request.headers.get("x-api-key", "")):
                     raise EquosProblem(401, "Invalid or missing API key (header x-api-key)")
+                # Read the body before the handler runs: Starlette caches it, so
+                # the handler's own read does not suspend, and nothing else runs
+                # on the loop between its first read and its last write.
+                await request.body()
                 status, payload = await handler(request)
             except EquosProblem as exc:
                 return Response(

@@ -21,7 +21,9 @@ __all__ = ["Clock", "iso_ms", "open_database", "parse_iso_ms"]
 def open_database(db: str) -> sqlite3.Connection:
     """Open (creating parents for) the emulator's database; ':memory:' is throwaway."""
     if db != ":memory:":
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(db).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = str(path)
     conn = sqlite3.connect(db, check_same_thread=False)
     if db != ":memory:":
         # WAL + NORMAL: a commit is durable against a crash of the process

@@ -1,0 +1,57 @@
+"""Fixtures shared by every test folder: a running emulator and its key.
+
+`emulator` is a real server (uvicorn on a port-0 loopback socket, in-memory
+SQLite), fresh for each test, so tests never share data or fault switches.
+Talk to it over HTTP with `emulator.url`; read counters with
+`emulator.stats()`; switch faults with `emulator.set_faults(...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
+
+
+@pytest.fixture
+def api_key() -> str:
+    """The key the `emulator` fixture accepts (for Equos and Avatarium alike)."""
+    return DEFAULT_API_KEY
+
+
+@pytest.fixture
+def emulator(api_key: str) -> Iterator[EmulatorServer]:
+    """A started emulator with an in-memory database, stopped after the test."""
+    with EmulatorServer(EmulatorConfig(api_keys=(api_key,))) as server:
+        yield server
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[..., EmulatorServer]]:
+    """Factory for emulators with other settings (file DB, faults, keys...).
+
+    `start_emulator(db=str(path), error_rate=0.5)` takes EmulatorConfig's
+    fields; every server it starts is stopped after the test.
+    """
+    started: list[EmulatorServer] = []
+
+    def start(**config: object) -> EmulatorServer:
+        server = EmulatorServer(EmulatorConfig(**config)).start()  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def equos_http(emulator: EmulatorServer, api_key: str) -> Iterator[httpx.Client]:
+    """An httpx client on the emulator's Equos API, authenticated."""
+    with httpx.Client(
+        base_url=emulator.url, headers={"x-api-key": api_key}, timeout=10, trust_env=False
+    ) as client:
+        yield client
