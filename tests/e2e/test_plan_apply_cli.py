@@ -256,3 +256,14 @@ def test_api_key_never_appears_in_any_output_plan_or_state(project, tmp_path):
     for path in (project.root / ".avatarsync").rglob("*"):
         if path.is_file():
             assert SENTINEL_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_failed_read_fails_the_plan_instead_of_planning_deletes(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    project.server.set_faults(error_rate=1.0)  # every list call answers 5xx
+    result = project.cli("plan", "--env", "test", "--prune", "--detailed-exitcode", timeout=300)
+    assert result.code == 1, result.text
+    assert "delete" not in result.out and "Plan:" not in result.out
+    assert "GET /v3/" in result.err  # the error names the call that failed
+    project.server.set_faults(error_rate=0.0)
+    assert project.counts() == FULL

@@ -1,0 +1,44 @@
+"""After each write apply compares what the server answered with what it sent:
+a dropped or rewritten field would otherwise diff forever."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from planfixtures import desired, res
+
+from avatarsync.apply import apply_plan
+from avatarsync.diff import PlanOptions, build_plan
+from avatarsync.live import LiveState
+from avatarsync.resources import Kind
+from avatarsync.state import StateStore
+
+_ids = itertools.count(1)
+
+
+class TruncatingApi:
+    """A narrow fake: stores what it is sent, but cuts brain instructions at 10 chars."""
+
+    async def create(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        obj = {**body, "id": f"id{next(_ids)}", "createdAt": "t", "updatedAt": "t"}
+        if kind is Kind.BRAIN:
+            obj["instructions"] = body["instructions"][:10]
+        return obj
+
+
+def test_a_field_the_server_changed_is_reported(tmp_path):
+    d = desired(
+        res("Brain", "short", instructions="Fits."),
+        res("Brain", "long", instructions="This prompt is longer than ten characters."),
+    )
+    store = StateStore(tmp_path / "s.json", environment="test", client="acme-test")
+    state = store.load()
+    plan = build_plan(d, LiveState({}), state, options=PlanOptions(), plan_id="p", created_at="t")
+    report = asyncio.run(apply_plan(plan, d, TruncatingApi(), store, state))  # type: ignore[arg-type]
+    assert report.ok
+    assert report.warnings == [
+        "Brain/long: the server stored instructions as 'This promp', not what was sent; "
+        "the next plan will show it as a change"
+    ]
