@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from avatarsync.providers import AvatariumClient, EquosClient
+from avatarsync.providers.http import PlatformClient
 from avatarsync.secret import Secret
 
 KEY = "sk-SENTINEL-123456"
@@ -70,13 +71,15 @@ def script() -> type[Script]:
     return Script
 
 
-@pytest.fixture
-def make_equos(sleeps: Sleeps) -> Callable[..., EquosClient]:
-    """`make_equos(script, **options)`: an EquosClient on a MockTransport."""
+C = TypeVar("C", bound=PlatformClient)
 
-    def make(handler: Callable[..., Any], **kwargs: Any) -> EquosClient:
-        return EquosClient(
-            "https://api.equos.test",
+
+def _mock_client_factory(cls: type[C], base_url: str, sleeps: Sleeps) -> Callable[..., C]:
+    """A factory of `cls` clients on a MockTransport with the injected seams."""
+
+    def make(handler: Callable[..., Any], **kwargs: Any) -> C:
+        return cls(
+            base_url,
             Secret(KEY),
             transport=httpx.MockTransport(handler),
             sleep=kwargs.pop("sleep", sleeps),
@@ -86,21 +89,15 @@ def make_equos(sleeps: Sleeps) -> Callable[..., EquosClient]:
         )
 
     return make
+
+
+@pytest.fixture
+def make_equos(sleeps: Sleeps) -> Callable[..., EquosClient]:
+    """`make_equos(script, **options)`: an EquosClient on a MockTransport."""
+    return _mock_client_factory(EquosClient, "https://api.equos.test", sleeps)
 
 
 @pytest.fixture
 def make_avatarium(sleeps: Sleeps) -> Callable[..., AvatariumClient]:
     """`make_avatarium(script, **options)`: an AvatariumClient on a MockTransport."""
-
-    def make(handler: Callable[..., Any], **kwargs: Any) -> AvatariumClient:
-        return AvatariumClient(
-            "https://api.avatarium.test/v1",
-            Secret(KEY),
-            transport=httpx.MockTransport(handler),
-            sleep=kwargs.pop("sleep", sleeps),
-            rng=random.Random(7),
-            clock=lambda: NOW,
-            **kwargs,
-        )
-
-    return make
+    return _mock_client_factory(AvatariumClient, "https://api.avatarium.test/v1", sleeps)
