@@ -31,7 +31,7 @@ from avatarsync.output import (
     should_color,
 )
 from avatarsync.plan import Plan
-from avatarsync.report import Outcome
+from avatarsync.report import ApplyReport, Outcome
 from avatarsync.resources import Address
 
 __all__: list[str] = []
@@ -212,7 +212,8 @@ def apply(
             the_plan = saved
         if not the_plan.has_changes:
             if as_json:
-                click.echo('{"formatVersion": 1, "ok": true, "changes": 0}')
+                empty = ApplyReport(the_plan.plan_id, the_plan.environment)
+                click.echo(render_apply_json(empty), nl=False)
             return 0
         check_destroy_allowed(the_plan, env, allow_destroy=allow_destroy)
         if saved is None and not yes:

@@ -36,6 +36,8 @@ def test_apply_into_empty_org_then_plan_is_empty(project):
     assert project.counts() == FULL
     again = project.cli("plan", "--env", "test", "--detailed-exitcode")
     assert again.code == 0, again.text
+    nothing = project.cli("apply", "--env", "test", "--yes", "--json")
+    assert nothing.code == 0 and json.loads(nothing.out)["counts"]["created"] == 0
     assert "No changes" in again.out
     assert "(5 API requests, all reads)" in again.err
 
