@@ -62,6 +62,7 @@ class _Step:
     run: Callable[[], Awaitable[str | None]]  # returns the remote id it leaves behind
     deps: set[str] = field(default_factory=set)
     quiet: bool = False  # no outcome line (the first half of a replace, a state note)
+    removes: bool = False  # deletes a remote object (a delete, or a replace's old object)
 
 
 async def apply_plan(
@@ -142,30 +143,27 @@ class _Runner:
                         f"destroy {a}",
                         change,
                         partial(self._replace_destroy, change),
-                        deps={f"create {a}"},
+                        removes=True,
                     )
                     main_step[a] = f"create {a}"
                 case Action.DELETE:
                     steps[f"delete {a}"] = _Step(
-                        f"delete {a}", change, partial(self._delete, change)
+                        f"delete {a}", change, partial(self._delete, change), removes=True
                     )
-        non_deletes = {n for n, s in steps.items() if s.change.action is not Action.DELETE}
-        for name, step in steps.items():
-            change = step.change
-            if change.action is Action.DELETE:
-                # Deletes last: after every create/update, and after the
-                # characters that linked the resource are gone or relinked.
-                step.deps |= non_deletes
-                step.deps |= {f"delete {d}" for d in change.depends_on if f"delete {d}" in steps}
-            elif name.startswith("destroy "):
-                dependents = {
-                    main_step[c.address]
-                    for c in self.plan.changes
-                    if change.address in c.depends_on and c.address in main_step
-                }
-                step.deps |= dependents
+        # Removals last: after every write (so every character is relinked and
+        # a replace's new object exists), and what characters link only after
+        # the characters being removed are gone.
+        writes = {n for n, s in steps.items() if not s.removes}
+        character_removals = {
+            n for n, s in steps.items() if s.removes and s.change.address.kind == Kind.CHARACTER
+        }
+        for step in steps.values():
+            if step.removes:
+                step.deps |= writes
+                if step.change.address.kind != Kind.CHARACTER:
+                    step.deps |= character_removals
             else:
-                step.deps |= {main_step[d] for d in change.depends_on if d in main_step}
+                step.deps |= {main_step[d] for d in step.change.depends_on if d in main_step}
         return steps
 
     async def run(self, parallelism: int) -> ApplyReport:

@@ -222,3 +222,23 @@ def test_faults_converge_without_duplicates(start_emulator, store, tmp_path):
 
 async def _no_sleep(_seconds: float) -> None:
     await asyncio.sleep(0)
+
+
+def test_replace_waits_for_a_pruned_character_that_linked_the_old_object(emulator, store, tmp_path):
+    # Tommy is removed and the KB he linked is renamed (a replace) in one run:
+    # the old KB may only be deleted once Tommy is gone (the emulator refuses
+    # to delete a KB a character still links).
+    run_cycle(emulator, store, company(tmp_path))
+    d = company(tmp_path)
+    new = {a: r for a, r in d.resources.items() if a != Address("Character", "tommy")}
+    kb = new[Address("KnowledgeBase", "faq")]
+    new[kb.address] = res("KnowledgeBase", "faq", displayName="Acme Help", docs=kb.documents)
+    d2 = type(d)(d.environment, d.client, new)
+    plan, report = run_cycle(emulator, store, d2, prune=True)
+    assert {str(c.address): c.action for c in plan.changes if c.is_change} == {
+        "KnowledgeBase/faq": Action.REPLACE,
+        "Character/tommy": Action.DELETE,
+    }
+    assert report.ok, report.error
+    assert remote_counts(emulator)["KnowledgeBase"] == 1
+    assert not plan_only(emulator, store, d2, prune=True).has_changes
