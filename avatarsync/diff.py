@@ -25,7 +25,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from avatarsync.errors import PlanError, UnsafePlanError
-from avatarsync.live import ID_FIELDS, LiveResource, LiveState, comparable, natural_key
+from avatarsync.live import LiveResource, LiveState, comparable, natural_key
 from avatarsync.plan import KNOWN_AFTER_APPLY, Action, Change, DocumentChange, FieldChange, Plan
 from avatarsync.resources import (
     API_KINDS,
@@ -172,9 +172,8 @@ def _change_order(change: Change) -> tuple[int, int, Address]:
 
 def _scope(desired: DesiredState, state: State, options: PlanOptions) -> set[Address]:
     everything = set(desired.resources) | set(state.resources)
-    known = everything
     for address in (*options.targets, *options.excludes):
-        if address not in known:
+        if address not in everything:
             raise PlanError(f"--target/--exclude {address}: no such resource in manifests or state")
     selected = set(everything)
     if options.targets:
@@ -269,7 +268,7 @@ def _plan_resource(
         )
 
     adopt = address in match.adopted
-    fields = _field_changes(resource, current, state, match, planned)
+    fields = _field_changes(resource, current, match, planned)
     forcing = [f.field for f in fields if f.forces_replace]
     git_unchanged = entry is not None and entry.fingerprint == resource_fingerprint(resource)
 
@@ -332,6 +331,11 @@ def _new_target(target: Address, planned: Mapping[Address, Change]) -> bool:
     return change is not None and change.action in (Action.CREATE, Action.REPLACE)
 
 
+def _link_display(target: Address, planned: Mapping[Address, Change]) -> str:
+    """A link as people read it: the target's key, marked when its id is not known yet."""
+    return f"{target.key} {KNOWN_AFTER_APPLY}" if _new_target(target, planned) else target.key
+
+
 def _creation_fields(
     resource: DesiredResource, planned: Mapping[Address, Change]
 ) -> tuple[FieldChange, ...]:
@@ -339,8 +343,8 @@ def _creation_fields(
     for name, value in resource.spec.items():
         if name in REFERENCE_FIELDS and value is not None:
             target = resource.refs.get(name)
-            if target is not None and _new_target(target, planned):
-                value = f"{value} {KNOWN_AFTER_APPLY}"
+            if target is not None:
+                value = _link_display(target, planned)
         if value is None:
             continue
         out.append(FieldChange(name, None, value, sensitive=name in resource.sensitive_fields))
@@ -350,7 +354,6 @@ def _creation_fields(
 def _field_changes(
     resource: DesiredResource,
     current: LiveResource,
-    state: State,
     match: _Matching,
     planned: Mapping[Address, Change],
 ) -> tuple[FieldChange, ...]:
@@ -373,12 +376,10 @@ def _field_changes(
             if target is None:
                 want[name] = None
                 display_want[name] = None
-            elif _new_target(target, planned):
-                want[name] = KNOWN_AFTER_APPLY
-                display_want[name] = f"{target.key} {KNOWN_AFTER_APPLY}"
             else:
-                want[name] = match.ids.get(target)
-                display_want[name] = target.key
+                new = _new_target(target, planned)
+                want[name] = KNOWN_AFTER_APPLY if new else match.ids.get(target)
+                display_want[name] = _link_display(target, planned)
 
     diff = DeepDiff(have, want, ignore_order=True, verbose_level=2)
     changed: set[str] = set()
@@ -500,6 +501,3 @@ def _check_delete_all(
             f"environment {desired.environment!r} ({why}: a wrong glob, directory or "
             "environment?). If that is really intended, pass --allow-delete-all."
         )
-
-
-assert set(ID_FIELDS) == set(REFERENCE_FIELDS)
