@@ -120,26 +120,30 @@ class Workspace:
         with self.store.locked(timeout):
             yield
 
+    def _read_live(self) -> tuple[LiveState, int]:
+        """Everything live with this environment's client, and the requests it took."""
+
+        async def run() -> tuple[LiveState, int]:
+            async with self._client() as client:
+                return await fetch_live(client, self.env.client), client.total_requests
+
+        return asyncio.run(run())
+
     # -- plan --------------------------------------------------------------
 
     def plan(self, desired: DesiredState, options: PlanOptions | None = None) -> PlanRun:
         state = self.store.load()
         self._check_client(state)
-
-        async def run() -> PlanRun:
-            async with self._client() as client:
-                live = await fetch_live(client, self.env.client)
-                plan = build_plan(
-                    desired,
-                    live,
-                    state,
-                    options=options or PlanOptions(),
-                    plan_id=uuid.uuid4().hex,
-                    created_at=_now(),
-                )
-                return PlanRun(plan, client.total_requests)
-
-        return asyncio.run(run())
+        live, requests = self._read_live()
+        plan = build_plan(
+            desired,
+            live,
+            state,
+            options=options or PlanOptions(),
+            plan_id=uuid.uuid4().hex,
+            created_at=_now(),
+        )
+        return PlanRun(plan, requests)
 
     def _check_client(self, state: State) -> None:
         if state.resources and state.client != self.env.client:
@@ -217,12 +221,7 @@ class Workspace:
     def export(self, out_dir: Path) -> ExportResult:
         """Write manifests, a project file and state for everything live with
         this environment's client into `out_dir`; refuses to overwrite files."""
-
-        async def run() -> LiveState:
-            async with self._client() as client:
-                return await fetch_live(client, self.env.client)
-
-        live = asyncio.run(run())
+        live, _ = self._read_live()
         result = export_manifests(live)
         files = dict(result.files)
         if not (out_dir / "avatarsync.yaml").exists():
@@ -257,14 +256,8 @@ class Workspace:
         """Adopt live resources into state by natural key; write nothing remote."""
         state = self.store.load()
         self._check_client(state)
-
-        async def run() -> tuple[Plan, LiveState]:
-            async with self._client() as client:
-                live = await fetch_live(client, self.env.client)
-                plan = build_plan(desired, live, state, plan_id="import", created_at=_now())
-                return plan, live
-
-        plan, live = asyncio.run(run())
+        live, _ = self._read_live()
+        plan = build_plan(desired, live, state, plan_id="import", created_at=_now())
         report = ImportReport(self.env.name)
         for change in plan.changes:
             address = change.address
