@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.errors import Diagnostic
 from avatarsync.loader import (
     ScalarInfo,
@@ -73,40 +74,6 @@ __all__ = [
     "yaml11_diagnostics",
 ]
 
-VOICE_IDENTITIES: tuple[str, ...] = (
-    "Achernar",
-    "Achird",
-    "Algenib",
-    "Algieba",
-    "Alnilam",
-    "Aoede",
-    "Autonoe",
-    "Callirrhoe",
-    "Charon",
-    "Despina",
-    "Enceladus",
-    "Erinome",
-    "Fenrir",
-    "Gacrux",
-    "Iapetus",
-    "Kore",
-    "Laomedeia",
-    "Leda",
-    "Orus",
-    "Puck",
-    "Pulcherrima",
-    "Rasalgethi",
-    "Sadachbia",
-    "Sadaltager",
-    "Schedar",
-    "Sulafat",
-    "Umbriel",
-    "Vindemiatrix",
-    "Zephyr",
-    "Zubenelgenubi",
-)
-# The Equos face gallery; it only has one face today.
-FACE_IDENTITIES: tuple[str, ...] = ("tommy",)
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a process environment variable name
 _KEY_REGEX = KEY_PATTERN.pattern

@@ -63,6 +63,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from avatarsync.catalog import AVATARIUM_PROVIDERS
+
 __all__ = [
     "AVATARS",
     "MAX_CONTENT_CHARS",
@@ -77,7 +79,7 @@ __all__ = [
 ]
 
 MAX_CONTENT_CHARS = 5000
-PROVIDERS = ("anthropic", "gemini", "groq", "openai")
+PROVIDERS = tuple(sorted(AVATARIUM_PROVIDERS))
 DEFAULT_AVATAR_ID = "aria-001"  # the reference marks avatarId optional; its example uses this one
 # `.invalid` (RFC 6761) can never resolve: the emulator serves no media, and a URL that looks
 # fetchable would hide that from a client under test.

@@ -35,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from avatarsync import __version__
+from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.emulator.envelopes import dumps, equos_error
 from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
 
@@ -48,14 +49,6 @@ __all__ = [
 ]
 
 ORGANIZATION_ID = "org_emulator"
-FACE_IDENTITIES = ("tommy",)
-VOICE_IDENTITIES = (
-    "Achernar", "Achird", "Algenib", "Algieba", "Alnilam", "Aoede", "Autonoe",
-    "Callirrhoe", "Charon", "Despina", "Enceladus", "Erinome", "Fenrir", "Gacrux",
-    "Iapetus", "Kore", "Laomedeia", "Leda", "Orus", "Puck", "Pulcherrima",
-    "Rasalgethi", "Sadachbia", "Sadaltager", "Schedar", "Sulafat", "Umbriel",
-    "Vindemiatrix", "Zephyr", "Zubenelgenubi",
-)  # fmt: skip
 DEFAULT_TAKE = 20
 MAX_TAKE = 50
 DEFAULT_MAX_SECONDS = 600  # the docs give none; any positive value will do

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from avatarsync.catalog import AVATARIUM_PROVIDERS
 from avatarsync.errors import ApiError, ServerError, TransportError
 from avatarsync.providers.http import ErrorInfo, PlatformClient, error_for_status
 from avatarsync.secret import Secret, scrub
@@ -29,7 +30,7 @@ from avatarsync.secret import Secret, scrub
 __all__ = ["DEFAULT_URL", "PROVIDERS", "AvatariumClient", "AvatariumSocket"]
 
 DEFAULT_URL: Final = "https://api.avatarium.ai/v1"
-PROVIDERS: Final = frozenset({"groq", "openai", "gemini", "anthropic"})
+PROVIDERS: Final = frozenset(AVATARIUM_PROVIDERS)
 
 logger = logging.getLogger("avatarsync.providers.avatarium")
 
