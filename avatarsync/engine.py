@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from avatarsync.errors import AvatarsyncError, Diagnostic, ManifestError, SessionError
-from avatarsync.lint import lint, preset_context
-from avatarsync.loader import dump_yaml, load_file
-from avatarsync.manifest import ManifestSet, generate_schemas, load_manifests
-from avatarsync.project import Project, find_project
-from avatarsync.refs import FileDigest, Resolution, resolve_environment
+from avatarsync.manifests.lint import lint, preset_context
+from avatarsync.manifests.loader import dump_yaml, load_file
+from avatarsync.manifests.models import ManifestSet, generate_schemas, load_manifests
+from avatarsync.manifests.project import Project, find_project
+from avatarsync.manifests.resolve import FileDigest, Resolution, resolve_environment
+from avatarsync.manifests.templating import CONTEXT_NAMES, TemplateFailure, render_template
 from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
 from avatarsync.secret import MASK
-from avatarsync.templating import CONTEXT_NAMES, TemplateFailure, render_template
 
 __all__ = [
     "ScaffoldError",

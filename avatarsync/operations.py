@@ -22,16 +22,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from avatarsync.apply import apply_plan
-from avatarsync.diff import PlanOptions, build_plan, desired_fingerprint, resource_fingerprint
 from avatarsync.errors import PlanError, ProjectError, StalePlanError, UnsafePlanError
-from avatarsync.export import ExportResult, export_manifests
-from avatarsync.live import LiveState, fetch_live
-from avatarsync.loader import dump_yaml
-from avatarsync.plan import Action, Plan
-from avatarsync.project import Environment, Project
+from avatarsync.manifests.loader import dump_yaml
+from avatarsync.manifests.project import Environment, Project
+from avatarsync.planning.apply import apply_plan
+from avatarsync.planning.builder import (
+    PlanOptions,
+    build_plan,
+    desired_fingerprint,
+    resource_fingerprint,
+)
+from avatarsync.planning.export import ExportResult, export_manifests
+from avatarsync.planning.live import LiveState, fetch_live
+from avatarsync.planning.plan import Action, Plan
+from avatarsync.planning.report import ApplyReport, Outcome
 from avatarsync.providers.equos import EquosClient
-from avatarsync.report import ApplyReport, Outcome
 from avatarsync.resources import Address, DesiredState
 from avatarsync.secret import Secret
 from avatarsync.state import DocumentState, ResourceState, State, StateStore

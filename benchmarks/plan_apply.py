@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from avatarsync.apply import apply_plan
-from avatarsync.diff import PlanOptions, build_plan
 from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
-from avatarsync.live import fetch_live
+from avatarsync.planning.apply import apply_plan
+from avatarsync.planning.builder import PlanOptions, build_plan
+from avatarsync.planning.live import fetch_live
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import (
     REFERENCE_FIELDS,

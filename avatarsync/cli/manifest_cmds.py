@@ -17,7 +17,7 @@ import click
 from avatarsync import engine
 from avatarsync.cli.app import CliContext, main
 from avatarsync.errors import Diagnostic, ManifestError
-from avatarsync.project import ProjectFileError
+from avatarsync.manifests.project import ProjectFileError
 
 __all__ = ["init", "render", "schema", "validate"]
 

@@ -13,7 +13,6 @@ import click
 
 from avatarsync import engine
 from avatarsync.cli.app import CliContext, main
-from avatarsync.diff import PlanOptions
 from avatarsync.errors import AvatarsyncError
 from avatarsync.operations import (
     Workspace,
@@ -30,8 +29,9 @@ from avatarsync.output import (
     render_plan_text,
     should_color,
 )
-from avatarsync.plan import Plan
-from avatarsync.report import ApplyReport, Outcome
+from avatarsync.planning.builder import PlanOptions
+from avatarsync.planning.plan import Plan
+from avatarsync.planning.report import ApplyReport, Outcome
 from avatarsync.resources import Address
 
 __all__: list[str] = []

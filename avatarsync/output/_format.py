@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from avatarsync.plan import KNOWN_AFTER_APPLY, Action, Change, FieldChange, Plan
+from avatarsync.planning.plan import KNOWN_AFTER_APPLY, Action, Change, FieldChange, Plan
 from avatarsync.secret import MASK, scrub
 
 __all__ = [

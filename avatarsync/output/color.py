@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
-from avatarsync.plan import Action
+from avatarsync.planning.plan import Action
 
 __all__ = ["ACTION_STYLE", "Painter", "should_color"]
 

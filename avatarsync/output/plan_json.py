@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from avatarsync.output._format import scrub_deep
-from avatarsync.plan import Plan
+from avatarsync.planning.plan import Plan
 from avatarsync.secret import scrub
 
 __all__ = ["render_plan_json"]

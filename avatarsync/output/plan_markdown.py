@@ -26,7 +26,7 @@ from avatarsync.output._format import (
     summary_notes,
     text_diff,
 )
-from avatarsync.plan import Action, Change, DocumentChange, FieldChange, Plan
+from avatarsync.planning.plan import Action, Change, DocumentChange, FieldChange, Plan
 from avatarsync.secret import scrub
 
 __all__ = ["render_plan_markdown"]

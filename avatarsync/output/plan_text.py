@@ -20,7 +20,7 @@ from avatarsync.output._format import (
     text_diff,
 )
 from avatarsync.output.color import ACTION_STYLE, Painter
-from avatarsync.plan import Action, Change, DocumentChange, FieldChange, Plan
+from avatarsync.planning.plan import Action, Change, DocumentChange, FieldChange, Plan
 from avatarsync.secret import scrub
 
 __all__ = ["render_plan_text"]

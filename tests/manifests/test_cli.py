@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from avatarsync.loader import load_text
-from avatarsync.manifest import generate_schemas
+from avatarsync.manifests.loader import load_text
+from avatarsync.manifests.models import generate_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from avatarsync import engine
 from avatarsync.errors import ManifestError
-from avatarsync.loader import dump_yaml
+from avatarsync.manifests.loader import dump_yaml
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 

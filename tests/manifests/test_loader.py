@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from avatarsync.errors import Diagnostic
-from avatarsync.loader import (
+from avatarsync.manifests.loader import (
     MAX_FILE_BYTES,
     YamlDocument,
     dump_yaml,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from avatarsync.errors import ProjectError
-from avatarsync.project import (
+from avatarsync.manifests.project import (
     DEFAULT_API_URL,
     Project,
     ProjectFileError,

@@ -9,7 +9,7 @@ import pytest
 
 from avatarsync import engine
 from avatarsync.errors import ManifestError, SessionError
-from avatarsync.refs import dependency_levels
+from avatarsync.manifests.resolve import dependency_levels
 from avatarsync.resources import Address, DocumentSpec, Position, Preset
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

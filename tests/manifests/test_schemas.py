@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from avatarsync.loader import load_file
-from avatarsync.manifest import generate_schemas
+from avatarsync.manifests.loader import load_file
+from avatarsync.manifests.models import generate_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"

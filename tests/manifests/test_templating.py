@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from avatarsync.templating import (
+from avatarsync.manifests.templating import (
     Problem,
     SubstitutionContext,
     TemplateFailure,

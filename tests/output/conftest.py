@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from output_samples import empty_plan, sample_plan, sample_report
 
 from avatarsync import secret
-from avatarsync.plan import Plan
-from avatarsync.report import ApplyReport
+from avatarsync.planning.plan import Plan
+from avatarsync.planning.report import ApplyReport
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 

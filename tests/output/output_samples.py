@@ -9,7 +9,7 @@ resources. Golden files in `golden/` pin their rendering byte for byte;
 
 from __future__ import annotations
 
-from avatarsync.plan import (
+from avatarsync.planning.plan import (
     KNOWN_AFTER_APPLY,
     Action,
     Change,
@@ -17,7 +17,7 @@ from avatarsync.plan import (
     FieldChange,
     Plan,
 )
-from avatarsync.report import ApplyReport, Outcome, Status
+from avatarsync.planning.report import ApplyReport, Outcome, Status
 from avatarsync.resources import Address
 
 OLD_INSTRUCTIONS = """\

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 
 from avatarsync.output import format_progress, render_apply_json, render_apply_text
-from avatarsync.plan import Action
-from avatarsync.report import ApplyReport, Outcome, Status
+from avatarsync.planning.plan import Action
+from avatarsync.planning.report import ApplyReport, Outcome, Status
 from avatarsync.resources import Address
 
 Golden = Callable[[str, str], None]

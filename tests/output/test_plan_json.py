@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, big_plan, empty_plan, sample_plan
 
 from avatarsync.output import render_plan_json
-from avatarsync.plan import FORMAT_VERSION, Plan
+from avatarsync.planning.plan import FORMAT_VERSION, Plan
 
 ROOT = Path(__file__).parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, big_plan, make_plan
 
 from avatarsync.output import render_plan_markdown
-from avatarsync.plan import Action, Change, FieldChange, Plan
+from avatarsync.planning.plan import Action, Change, FieldChange, Plan
 from avatarsync.resources import Address
 
 Golden = Callable[[str, str], None]

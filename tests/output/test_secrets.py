@@ -15,8 +15,8 @@ from avatarsync.output import (
     render_plan_markdown,
     render_plan_text,
 )
-from avatarsync.plan import Action, Change, DocumentChange, FieldChange
-from avatarsync.report import ApplyReport, Outcome, Status
+from avatarsync.planning.plan import Action, Change, DocumentChange, FieldChange
+from avatarsync.planning.report import ApplyReport, Outcome, Status
 from avatarsync.resources import Address
 from avatarsync.secret import register
 

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from avatarsync.live import LiveState
+from avatarsync.planning.live import LiveState
 from avatarsync.resources import (
     REFERENCE_FIELDS,
     Address,

@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 from planfixtures import CLIENT, desired, doc, res
 
-from avatarsync.apply import apply_plan
-from avatarsync.diff import PlanOptions, build_plan
 from avatarsync.emulator import DEFAULT_API_KEY
-from avatarsync.live import fetch_live
-from avatarsync.plan import Action
+from avatarsync.planning.apply import apply_plan
+from avatarsync.planning.builder import PlanOptions, build_plan
+from avatarsync.planning.live import fetch_live
+from avatarsync.planning.plan import Action
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import API_KINDS, Address
 from avatarsync.secret import Secret

@@ -9,9 +9,9 @@ from typing import Any
 
 from planfixtures import desired, res
 
-from avatarsync.apply import apply_plan
-from avatarsync.diff import PlanOptions, build_plan
-from avatarsync.live import LiveState
+from avatarsync.planning.apply import apply_plan
+from avatarsync.planning.builder import PlanOptions, build_plan
+from avatarsync.planning.live import LiveState
 from avatarsync.resources import Kind
 from avatarsync.state import StateStore
 

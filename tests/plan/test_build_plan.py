@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from planfixtures import desired, doc, live, raw, res, state
 
-from avatarsync.diff import PlanOptions, build_plan, resource_fingerprint
 from avatarsync.errors import PlanError, UnsafePlanError
-from avatarsync.plan import KNOWN_AFTER_APPLY, Action, Plan
+from avatarsync.planning.builder import PlanOptions, build_plan, resource_fingerprint
+from avatarsync.planning.plan import KNOWN_AFTER_APPLY, Action, Plan
 from avatarsync.resources import Address
 
 

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planfixtures import res
 
-from avatarsync.apply import apply_plan
-from avatarsync.diff import PlanOptions, build_plan
 from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
-from avatarsync.live import api_body, fetch_live, natural_key
+from avatarsync.planning.apply import apply_plan
+from avatarsync.planning.builder import PlanOptions, build_plan
+from avatarsync.planning.live import api_body, fetch_live, natural_key
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import API_KINDS, Address, DesiredState, Kind
 from avatarsync.secret import Secret

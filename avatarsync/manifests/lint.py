@@ -1,0 +1,165 @@
+"""Checks across resources of a resolved environment: prompts and leftovers.
+
+Runs after `refs` has built an environment's desired state. It proves, before
+any session starts, that every preset's `promptTemplateVars` renders (a
+sandboxed trial render with the environment's vars, plus a static check that
+caller values are guarded by `default`), that each preset supplies every
+`{{ placeholder }}` its character's brain uses (error), and it warns about
+supplied vars nobody uses and about resources no character links to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from avatarsync.errors import Diagnostic
+from avatarsync.manifests.project import Project
+from avatarsync.manifests.resolve import Resolution
+from avatarsync.manifests.templating import (
+    TemplateFailure,
+    placeholders,
+    render_template,
+    unguarded_names,
+)
+from avatarsync.resources import Address, DesiredState, Kind, Position, Preset
+
+__all__ = ["CALLER_VALUES", "character_context", "lint", "preset_context"]
+
+# How render messages tell where caller values come from.
+CALLER_VALUES = "the caller passes it with --set, or it is a typo"
+
+
+def lint(project: Project, resolution: Resolution) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    found += _check_templates(project, resolution)
+    found += _check_placeholders(resolution)
+    found += _check_unused(resolution.state)
+    return found
+
+
+def character_context(state: DesiredState, key: str) -> dict[str, Any]:
+    """What templates see as `character`: its resolved spec plus its key."""
+    resource = state.resources.get(Address(Kind.CHARACTER.value, key))
+    if resource is None:
+        return {"key": key}
+    return {"key": key, **resource.spec}
+
+
+def preset_context(
+    project: Project,
+    resolution: Resolution,
+    preset: Preset,
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The jinja2 context of a preset's templates in one environment."""
+    env = resolution.environment
+    return {
+        **(values or {}),
+        "vars": dict(env.vars),
+        "env": project.allowed_env(env),
+        "character": character_context(resolution.state, preset.character),
+    }
+
+
+def _check_templates(project: Project, resolution: Resolution) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    env_name = resolution.environment.name
+    for key, preset in resolution.state.presets.items():
+        doc = resolution.preset_documents[key]
+        context = preset_context(project, resolution, preset)
+        for name, template in preset.prompt_template_vars.items():
+            path = ("spec", "promptTemplateVars", name)
+            written = doc.data["spec"]["promptTemplateVars"][name]
+            try:
+                loose = unguarded_names(template)
+            except TemplateFailure as failure:
+                at = doc.source.locate_line(path, written, failure.line)
+                found.append(_at(at, f"promptTemplateVars.{name}: {failure.describe()}"))
+                continue
+            for free, line in loose:
+                at = doc.source.locate_line(path, written, line)
+                found.append(
+                    _at(
+                        at,
+                        f"promptTemplateVars.{name}: '{free}' is not defined here (only vars, "
+                        "env and character always are); if the caller passes it, write "
+                        f"{{{{ {free} | default(...) }}}}",
+                    )
+                )
+            if loose:
+                continue
+            try:
+                render_template(template, context, names=CALLER_VALUES)
+            except TemplateFailure as failure:
+                at = doc.source.locate_line(path, written, failure.line)
+                found.append(_at(at, f"promptTemplateVars.{name}: {failure.describe(env_name)}"))
+    return found
+
+
+def _check_placeholders(resolution: Resolution) -> list[Diagnostic]:
+    state = resolution.state
+    found: list[Diagnostic] = []
+    for key, preset in state.presets.items():
+        character = state.resources.get(Address(Kind.CHARACTER.value, preset.character))
+        if character is None:
+            continue
+        doc = resolution.preset_documents[key]
+        brain_address = character.refs.get("brain")
+        used: list[str] = []
+        label = f"Character '{preset.character}' (it has no brain)"
+        if brain_address is not None:
+            brain = state.resources[brain_address]
+            label = resolution.labels.get(brain_address, str(brain_address))
+            used = list(
+                dict.fromkeys(
+                    placeholders(brain.spec.get("instructions"))
+                    + placeholders(brain.spec.get("greetingMessage"))
+                )
+            )
+        supplied = preset.prompt_template_vars
+        where = preset.field_positions.get("promptTemplateVars") or preset.field_positions.get(
+            "character", preset.position
+        )
+        for name in used:
+            if name not in supplied:
+                found.append(
+                    _at(
+                        where,
+                        f"ConversationPreset '{key}' does not supply {{{{ {name} }}}}, which "
+                        f"{label} uses: add '{name}' to promptTemplateVars",
+                    )
+                )
+        for name in supplied:
+            if name not in used:
+                at = doc.source.key(("spec", "promptTemplateVars", name))
+                found.append(
+                    _at(
+                        at,
+                        f"promptTemplateVars.{name} is not used: {label} has no "
+                        f"{{{{ {name} }}}} placeholder",
+                        "warning",
+                    )
+                )
+    return found
+
+
+def _check_unused(state: DesiredState) -> list[Diagnostic]:
+    linked = {target for r in state.resources.values() for target in r.refs.values()}
+    found: list[Diagnostic] = []
+    for address, resource in state.resources.items():
+        if address.kind == Kind.CHARACTER.value or resource.inline_owner is not None:
+            continue
+        if address not in linked:
+            found.append(
+                _at(
+                    resource.position,
+                    f"{address.kind} '{address.key}' is not used by any Character",
+                    "warning",
+                )
+            )
+    return found
+
+
+def _at(pos: Position, message: str, severity: Literal["error", "warning"] = "error") -> Diagnostic:
+    return Diagnostic(pos.file, pos.line, pos.col, message, severity)

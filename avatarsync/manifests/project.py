@@ -1,0 +1,371 @@
+"""The project file `avatarsync.yaml`: where manifests are, which environments exist.
+
+Read before anything else: it tells the loader which files to read and each
+later stage which environment it works for (vars, client tag, key, state
+file). Found by walking up from the working directory, like git does, or given
+explicitly. API keys are read from the process environment first, then from
+`.env.<environment>` and `.env` at the project root, which never override the
+real environment; they come back as `Secret`s and are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avatarsync.errors import Diagnostic, ProjectError
+from avatarsync.manifests.loader import SourceMap, load_file, yaml11_surprise
+from avatarsync.manifests.models import (
+    ProjectModel,
+    did_you_mean,
+    validate_model,
+    yaml11_diagnostics,
+)
+from avatarsync.resources import Position
+from avatarsync.secret import Secret
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "PROJECT_FILE",
+    "EnvPolicy",
+    "Environment",
+    "Project",
+    "ProjectFileError",
+    "find_project",
+    "load_project_file",
+    "parse_dotenv",
+]
+
+PROJECT_FILE = "avatarsync.yaml"
+DEFAULT_API_URL = "https://api.equos.ai"
+DEFAULT_STATE_DIR = ".avatarsync/state"
+
+
+class ProjectFileError(ProjectError):
+    """The project file is invalid; `diagnostics` says where (file:line:col)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], root: Path) -> None:
+        self.diagnostics = sorted(diagnostics)
+        self.root = root  # diagnostics name files relative to it
+        lines = "\n".join(str(d) for d in self.diagnostics)
+        super().__init__(f"invalid project file:\n{lines}")
+
+
+@dataclass(frozen=True)
+class EnvPolicy:
+    """Which process environment variables `${env.X}` (and templates) may read."""
+
+    allow: frozenset[str] = frozenset()
+    allow_prefixes: tuple[str, ...] = ()
+    secret: frozenset[str] = frozenset()
+
+    def allows(self, name: str) -> bool:
+        return name in self.allow or name in self.secret or name.startswith(self.allow_prefixes)
+
+    def is_secret(self, name: str) -> bool:
+        return name in self.secret
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    provider: str  # "equos" (room for "avatarium" later)
+    url: str | None  # None with emulator=True -> embedded emulator
+    api_key_env: str | None  # name of the env var holding the key
+    client: str  # ownership tag set on every created resource
+    vars: Mapping[str, Any]
+    protect: bool  # deletes/replaces need --allow-destroy
+    emulator: bool
+    state_path: Path  # absolute
+    position: Position
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    file: Path
+    name: str
+    manifests: tuple[str, ...]  # globs relative to root
+    environments: Mapping[str, Environment]
+    env_policy: EnvPolicy = EnvPolicy()
+    manifest_positions: tuple[Position, ...] = ()  # of each glob, for messages
+    # .env files read once per process; a cache, not part of the value.
+    _dotenv: dict[Path, dict[str, str]] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments) or "none"
+            hint = did_you_mean(name, self.environments)
+            raise ProjectError(
+                f"unknown environment '{name}'{hint}; {self.file.name} defines: {known}"
+            ) from None
+
+    def lookup_env(self, name: str, env: Environment | None = None) -> str | None:
+        """A process variable, else from `.env.<env>`, else from `.env` (root)."""
+        if name in os.environ:
+            return os.environ[name]
+        files = ([self.root / f".env.{env.name}"] if env is not None else []) + [self.root / ".env"]
+        for path in files:
+            values = self._read_dotenv(path)
+            if name in values:
+                return values[name]
+        return None
+
+    def allowed_env(self, env: Environment | None = None) -> dict[str, str]:
+        """Every variable the policy allows and that is set (secrets excluded):
+        the `env` seen by prompt templates."""
+        names: set[str] = set(os.environ)
+        for path in [
+            *([self.root / f".env.{env.name}"] if env is not None else []),
+            self.root / ".env",
+        ]:
+            names.update(self._read_dotenv(path))
+        result = {}
+        for name in sorted(names):
+            if self.env_policy.allows(name) and not self.env_policy.is_secret(name):
+                value = self.lookup_env(name, env)
+                if value is not None:
+                    result[name] = value
+        return result
+
+    def display(self, path: Path) -> str:
+        """How messages name a file: relative to the root, with / separators."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def manifest_files(self) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
+        """(path, display name) of every manifest file, sorted; a warning for
+        each glob that matches nothing (usually a typo)."""
+        found: dict[str, Path] = {}
+        warnings: list[Diagnostic] = []
+        skip = {self.file.resolve()}
+        for index, pattern in enumerate(self.manifests):
+            matched = False
+            for path in sorted(self.root.glob(pattern)):
+                if not path.is_file() or path.resolve() in skip:
+                    continue
+                display = self.display(path)
+                if display.startswith(".avatarsync/"):
+                    continue  # our own state, never a manifest
+                matched = True
+                found.setdefault(display, path)
+            if not matched:
+                at = (
+                    self.manifest_positions[index]
+                    if index < len(self.manifest_positions)
+                    else Position(self.file.name, 1, 1)
+                )
+                warnings.append(
+                    Diagnostic(
+                        at.file,
+                        at.line,
+                        at.col,
+                        f"manifest glob '{pattern}' matches no file",
+                        "warning",
+                    )
+                )
+        return [(found[name], name) for name in sorted(found)], warnings
+
+    def api_key(self, env: Environment) -> Secret | None:
+        """The environment's API key, or None (emulator, or not set). Never printed."""
+        if env.api_key_env is None:
+            return None
+        value = self.lookup_env(env.api_key_env, env)
+        if not value:
+            return None
+        return Secret(value)
+
+    def _read_dotenv(self, path: Path) -> dict[str, str]:
+        if path not in self._dotenv:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            # Values are not registered as secrets here: keys become Secrets
+            # when read (api_key), secret variables when substituted.
+            self._dotenv[path] = parse_dotenv(text)
+        return self._dotenv[path]
+
+
+def find_project(directory: Path | None = None, project_file: Path | None = None) -> Project:
+    """The project for `directory` (default: the working directory).
+
+    With `project_file`, that file (relative paths are taken from `directory`);
+    otherwise the nearest `avatarsync.yaml` in `directory` or above it.
+    """
+    start = (directory or Path.cwd()).resolve()
+    if directory is not None and not start.is_dir():
+        raise ProjectError(f"{directory}: no such directory")
+    if project_file is not None:
+        path = project_file if project_file.is_absolute() else start / project_file
+        if not path.is_file():
+            raise ProjectError(f"{project_file}: no such project file")
+        return load_project_file(path.resolve())
+    for folder in (start, *start.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            return load_project_file(candidate)
+    raise ProjectError(
+        f"no {PROJECT_FILE} in {start} or any folder above it "
+        "(create one with `avatarsync init`, or use -C DIR / --project FILE)"
+    )
+
+
+def load_project_file(path: Path) -> Project:
+    """Parse and check one project file; all problems at once in ProjectFileError."""
+    root = path.parent
+    display = path.name
+    loaded = load_file(path, display)
+    diagnostics = list(loaded.diagnostics)
+    if not diagnostics and len(loaded.documents) != 1:
+        count = len(loaded.documents)
+        where = loaded.documents[1].position if count > 1 else Position(display, 1, 1)
+        diagnostics.append(
+            Diagnostic(
+                where.file,
+                where.line,
+                where.col,
+                f"the project file must hold exactly one YAML document, not {count}",
+            )
+        )
+    if diagnostics:
+        raise ProjectFileError(diagnostics, root)
+    doc = loaded.documents[0]
+    model, diagnostics = validate_model(ProjectModel, doc.data, doc.source, what="the project file")
+    diagnostics += yaml11_diagnostics(doc.source, doc.data, diagnostics)
+    # Checks the schema cannot express run on the raw data, so they are
+    # reported together with schema errors rather than after them.
+    diagnostics += _check_raw(doc.data, doc.source)
+    if model is None or any(d.severity == "error" for d in diagnostics):
+        raise ProjectFileError(diagnostics, root)
+    name = model.name or root.name
+    environments: dict[str, Environment] = {}
+    for env_name, env_model in model.environments.items():
+        state = env_model.state or f"{DEFAULT_STATE_DIR}/{env_name}.json"
+        environments[env_name] = Environment(
+            name=env_name,
+            provider=env_model.provider,
+            url=None if env_model.emulator else (env_model.url or DEFAULT_API_URL),
+            api_key_env=env_model.api_key_env,
+            client=env_model.client or f"{name}-{env_name}",
+            vars=env_model.vars,
+            protect=env_model.protect,
+            emulator=env_model.emulator,
+            state_path=(root / state).resolve(),
+            position=doc.source.value(("environments", env_name)),
+        )
+    policy = EnvPolicy(
+        allow=frozenset(model.env.allow),
+        allow_prefixes=tuple(model.env.allow_prefixes),
+        secret=frozenset(model.env.secret),
+    )
+    return Project(
+        root=root,
+        file=path,
+        name=name,
+        manifests=tuple(model.manifests),
+        environments=environments,
+        env_policy=policy,
+        manifest_positions=tuple(
+            doc.source.value(("manifests", index)) for index in range(len(model.manifests))
+        ),
+    )
+
+
+def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+
+    def error(path: tuple[str | int, ...], message: str) -> None:
+        at = source.value(path)
+        found.append(Diagnostic(at.file, at.line, at.col, message))
+
+    if not isinstance(data, dict):
+        return found
+    globs = data.get("manifests")
+    for index, pattern in enumerate(globs if isinstance(globs, list) else []):
+        if isinstance(pattern, str) and (
+            Path(pattern).is_absolute() or ".." in Path(pattern).parts
+        ):
+            error(
+                ("manifests", index),
+                f"manifest glob '{pattern}' must stay inside the project folder",
+            )
+    environments = data.get("environments")
+    for env_name, env in (environments if isinstance(environments, dict) else {}).items():
+        if not isinstance(env, dict):
+            continue
+        base = ("environments", env_name)
+        url = env.get("url")
+        if env.get("emulator") is True and url is not None:
+            error(
+                (*base, "url"),
+                f"environment '{env_name}': url cannot be combined with emulator: true "
+                "(the embedded emulator picks its own address)",
+            )
+        elif isinstance(url, str) and not re.match(r"^https?://[^\s/]+", url):
+            error((*base, "url"), f"url '{url}' must start with http:// or https://")
+        found.extend(_check_vars(env.get("vars"), source, (*base, "vars")))
+    return found
+
+
+def _check_vars(values: Any, source: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:
+    """A number whose text YAML does not keep (`1.10` → 1.1) would reach
+    prompts silently changed: ask for quotes instead."""
+    found: list[Diagnostic] = []
+    if isinstance(values, dict):
+        for key, value in values.items():
+            found += _check_vars(value, source, (*path, key))
+    elif isinstance(values, list):
+        for index, value in enumerate(values):
+            found += _check_vars(value, source, (*path, index))
+    elif isinstance(values, int | float) and not isinstance(values, bool):
+        info = source.scalars.get(path)
+        if info is not None and info.plain and yaml11_surprise(info, values) is None:
+            canonical = str(values)
+            if info.text != canonical:
+                at = source.value(path)
+                found.append(
+                    Diagnostic(
+                        at.file,
+                        at.line,
+                        at.col,
+                        f"'{info.text}' is read as the number {canonical}; "
+                        f'write "{info.text}" in quotes to keep it as written',
+                    )
+                )
+    return found
+
+
+_DOTENV_LINE = re.compile(
+    r"""^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$""",
+)
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """`KEY=value` lines; `export`, quotes and `#` comments as shells write them."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if match is None:
+            continue
+        key, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+            if match.group(2).startswith('"'):
+                value = value.replace("\\n", "\n").replace('\\"', '"')
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0]
+        values[key] = value
+    return values

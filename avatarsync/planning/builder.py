@@ -1,0 +1,510 @@
+"""build_plan: desired + live + state -> Plan. Pure: no I/O, no clock.
+
+How a resource is matched to a live one, in order:
+1. the id recorded in state (a missing live object means it was deleted
+   outside avatarsync: create again, flagged as drift);
+2. for an inline face/voice/brain, whatever its character links to live;
+3. an unclaimed live resource with our `client` and the same natural key
+   (`live.natural_key`): a resource a crashed or interrupted apply created
+   but never recorded. It is adopted, never created twice.
+
+Field differences come from deepdiff over the canonical specs. A difference
+on a field the API cannot update (faces, knowledge bases, a character's
+livekitIdentity) makes a replace. When git did not change a resource since
+the last apply (same fingerprint) but live differs, the change is drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from avatarsync.errors import PlanError, UnsafePlanError
+from avatarsync.planning.live import LiveResource, LiveState, comparable, natural_key
+from avatarsync.planning.plan import (
+    KNOWN_AFTER_APPLY,
+    Action,
+    Change,
+    DocumentChange,
+    FieldChange,
+    Plan,
+)
+from avatarsync.resources import (
+    API_KINDS,
+    REFERENCE_FIELDS,
+    Address,
+    DesiredResource,
+    DesiredState,
+    Kind,
+)
+from avatarsync.state import ResourceState, State
+
+__all__ = [
+    "DONE_DOCUMENT_STATUSES",
+    "PlanOptions",
+    "build_plan",
+    "desired_fingerprint",
+    "resource_fingerprint",
+]
+
+# Fields the API cannot change in place: a difference forces a replace.
+_REPLACE_FIELDS: Mapping[str, frozenset[str]] = {
+    Kind.FACE: frozenset({"identity"}),
+    Kind.KNOWLEDGE_BASE: frozenset({"displayName", "description"}),
+    Kind.CHARACTER: frozenset({"livekitIdentity"}),
+}
+
+# Document statuses that mean the upload went through; anything else re-uploads.
+DONE_DOCUMENT_STATUSES = frozenset({"uploaded", "indexing", "indexed", "ready", "processed"})
+
+_KIND_RANK = {k.value: i for i, k in enumerate(API_KINDS)}
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    targets: tuple[Address, ...] = ()
+    excludes: tuple[Address, ...] = ()
+    allow_delete_all: bool = False
+
+
+def resource_fingerprint(resource: DesiredResource) -> str:
+    """What was applied: the spec, the links by key and the documents' content."""
+    payload = {
+        "spec": comparable(resource.spec),
+        "documentsManaged": resource.documents_managed,
+        "documents": sorted(
+            (d.name, d.description or "", d.mime_type, d.sha256) for d in resource.documents
+        ),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def desired_fingerprint(desired: DesiredState) -> str:
+    parts = sorted((str(a), resource_fingerprint(r)) for a, r in desired.resources.items())
+    blob = json.dumps([desired.environment, desired.client, parts])
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class _Matching:
+    """Which live resource each address is, and which live ids are taken."""
+
+    ids: dict[Address, str] = field(default_factory=dict)
+    adopted: set[Address] = field(default_factory=set)
+    claimed: set[tuple[str, str]] = field(default_factory=set)
+
+
+def build_plan(
+    desired: DesiredState,
+    live: LiveState,
+    state: State,
+    *,
+    options: PlanOptions = PlanOptions(),
+    plan_id: str,
+    created_at: str,
+) -> Plan:
+    """Compute every change, sorted in apply order. Raises UnsafePlanError for a
+    plan that would empty a non-empty environment without the flag for it."""
+    scope = _scope(desired, state, options)
+    match = _match(desired, live, state)
+
+    changes: dict[Address, Change] = {}
+    for address in sorted(desired.resources, key=_apply_order):
+        if address not in scope:
+            continue
+        changes[address] = _plan_resource(desired.resources[address], live, state, match, changes)
+
+    retained: list[Address] = []
+    deletes: list[Change] = []
+    for address, entry in sorted(state.resources.items()):
+        if address in desired.resources or address not in scope:
+            continue
+        if not options.prune:
+            retained.append(address)
+            continue
+        deletes.append(_plan_delete(address, entry, live, state))
+
+    for leftover, remote_id in sorted(state.pending_deletes.items()):
+        if live.get(leftover.kind, remote_id) is not None:
+            deletes.append(
+                Change(
+                    address=Address(leftover.kind, f"{leftover.key}~{remote_id}"),
+                    action=Action.DELETE,
+                    reason="left over from an interrupted replace",
+                    remote_id=remote_id,
+                    depends_on=_linking_characters(leftover, remote_id, live, state),
+                )
+            )
+
+    _check_delete_all(deletes, desired, state, options)
+
+    all_changes = sorted(list(changes.values()) + deletes, key=_change_order)
+    return Plan(
+        plan_id=plan_id,
+        environment=desired.environment,
+        client=desired.client,
+        changes=tuple(all_changes),
+        state_serial=state.serial,
+        state_lineage=state.lineage,
+        live_fingerprint=live.fingerprint(),
+        desired_fingerprint=desired_fingerprint(desired),
+        created_at=created_at,
+        retained=tuple(retained),
+        options={
+            "prune": options.prune,
+            "targets": [str(a) for a in options.targets],
+            "excludes": [str(a) for a in options.excludes],
+        },
+    )
+
+
+def _apply_order(address: Address) -> tuple[int, Address]:
+    return (_KIND_RANK.get(address.kind, 99), address)
+
+
+def _change_order(change: Change) -> tuple[int, int, Address]:
+    rank = _KIND_RANK.get(change.address.kind, 99)
+    if change.action is Action.DELETE:
+        # Deletes last, dependents (characters) before what they link.
+        return (2, len(API_KINDS) - rank, change.address)
+    return (1, rank, change.address)
+
+
+def _scope(desired: DesiredState, state: State, options: PlanOptions) -> set[Address]:
+    everything = set(desired.resources) | set(state.resources)
+    for address in (*options.targets, *options.excludes):
+        if address not in everything:
+            raise PlanError(f"--target/--exclude {address}: no such resource in manifests or state")
+    selected = set(everything)
+    if options.targets:
+        selected = set()
+        pending = list(options.targets)
+        while pending:  # pull in what the targets depend on
+            address = pending.pop()
+            if address in selected:
+                continue
+            selected.add(address)
+            resource = desired.resources.get(address)
+            if resource is not None:
+                pending.extend(resource.refs.values())
+    for excluded in options.excludes:
+        # An excluded resource takes what depends on it along.
+        selected.discard(excluded)
+        for address, resource in desired.resources.items():
+            if excluded in resource.refs.values():
+                selected.discard(address)
+    return selected
+
+
+def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
+    m = _Matching()
+    for address, entry in state.resources.items():
+        if live.get(address.kind, entry.id) is not None:
+            m.ids[address] = entry.id
+            m.claimed.add((address.kind, entry.id))
+
+    # Characters first: an inline resource is whatever its character links to.
+    ordered = sorted(desired.resources.values(), key=lambda r: -_KIND_RANK[r.kind])
+    for resource in ordered:
+        address = resource.address
+        if address in m.ids or address in state.resources:
+            continue
+        found: LiveResource | None = None
+        owner = resource.inline_owner
+        if owner is not None and owner in m.ids:
+            owner_live = live.get(owner.kind, m.ids[owner])
+            field_name = address.key.rsplit(".", 1)[-1]
+            linked = owner_live.spec.get(field_name) if owner_live else None
+            candidate = live.get(address.kind, linked)
+            if candidate is not None and (address.kind, candidate.id) not in m.claimed:
+                found = candidate
+        if found is None:
+            want = natural_key(resource.kind, resource.spec)
+            for candidate in live.of_kind(resource.kind):
+                if (resource.kind, candidate.id) in m.claimed:
+                    continue
+                if natural_key(resource.kind, candidate.spec) == want:
+                    found = candidate
+                    break
+        if found is not None:
+            m.ids[address] = found.id
+            m.adopted.add(address)
+            m.claimed.add((resource.kind, found.id))
+    return m
+
+
+def _plan_resource(
+    resource: DesiredResource,
+    live: LiveState,
+    state: State,
+    match: _Matching,
+    planned: Mapping[Address, Change],
+) -> Change:
+    address = resource.address
+    depends = tuple(sorted(set(resource.refs.values())))
+    remote_id = match.ids.get(address)
+    current = live.get(address.kind, remote_id)
+    entry = state.resources.get(address)
+
+    if current is None:
+        if entry is not None:
+            reason = f"id {entry.id} no longer exists live (deleted outside avatarsync)"
+            drift = True
+        else:
+            reason = "not yet created"
+            drift = False
+        return Change(
+            address=address,
+            action=Action.CREATE,
+            reason=reason,
+            fields=_creation_fields(resource, planned),
+            documents=tuple(
+                DocumentChange(Action.CREATE, d.name, "new document", sha256=d.sha256)
+                for d in resource.documents
+            ),
+            drift=drift,
+            depends_on=depends,
+            inline_owner=resource.inline_owner,
+        )
+
+    adopt = address in match.adopted
+    fields = _field_changes(resource, current, match, planned)
+    forcing = [f.field for f in fields if f.forces_replace]
+    git_unchanged = entry is not None and entry.fingerprint == resource_fingerprint(resource)
+
+    if forcing:
+        reason = f"{', '.join(forcing)} cannot be updated in place"
+        if not resource.documents_managed and current.documents:
+            reason += (
+                f"; its {len(current.documents)} live document(s) are not managed "
+                "(no `documents:`) and will not be carried over"
+            )
+        return Change(
+            address=address,
+            action=Action.REPLACE,
+            reason=reason,
+            remote_id=current.id,
+            fields=fields,
+            documents=tuple(
+                DocumentChange(Action.CREATE, d.name, "new knowledge base", sha256=d.sha256)
+                for d in resource.documents
+            ),
+            drift=git_unchanged,
+            adopt=adopt,
+            depends_on=depends,
+            inline_owner=resource.inline_owner,
+        )
+
+    documents = _document_changes(resource, current, entry)
+    if fields or documents:
+        if git_unchanged:
+            reason = "edited outside avatarsync since the last apply; will be restored"
+        elif fields:
+            reason = "changed in the manifests"
+        else:
+            reason = "documents changed"
+        return Change(
+            address=address,
+            action=Action.UPDATE,
+            reason=reason,
+            remote_id=current.id,
+            fields=fields,
+            documents=documents,
+            drift=git_unchanged,
+            adopt=adopt,
+            depends_on=depends,
+            inline_owner=resource.inline_owner,
+        )
+    return Change(
+        address=address,
+        action=Action.NOOP,
+        reason="adopt unmanaged match into state" if adopt else "up to date",
+        remote_id=current.id,
+        adopt=adopt,
+        depends_on=depends,
+        inline_owner=resource.inline_owner,
+    )
+
+
+def _new_target(target: Address, planned: Mapping[Address, Change]) -> bool:
+    change = planned.get(target)
+    return change is not None and change.action in (Action.CREATE, Action.REPLACE)
+
+
+def _link_display(target: Address, planned: Mapping[Address, Change]) -> str:
+    """A link as people read it: the target's key, marked when its id is not known yet."""
+    return f"{target.key} {KNOWN_AFTER_APPLY}" if _new_target(target, planned) else target.key
+
+
+def _creation_fields(
+    resource: DesiredResource, planned: Mapping[Address, Change]
+) -> tuple[FieldChange, ...]:
+    out = []
+    for name, value in resource.spec.items():
+        if name in REFERENCE_FIELDS and value is not None:
+            target = resource.refs.get(name)
+            if target is not None:
+                value = _link_display(target, planned)
+        if value is None:
+            continue
+        out.append(FieldChange(name, None, value, sensitive=name in resource.sensitive_fields))
+    return tuple(out)
+
+
+def _field_changes(
+    resource: DesiredResource,
+    current: LiveResource,
+    match: _Matching,
+    planned: Mapping[Address, Change],
+) -> tuple[FieldChange, ...]:
+    want = comparable(resource.spec)
+    have = comparable(current.spec)
+    # Links compare by remote id; a target that is about to be (re)created
+    # has no id yet, so the link necessarily changes.
+    display_want: dict[str, Any] = {}
+    display_have: dict[str, Any] = {}
+    if resource.kind == Kind.CHARACTER:
+        keys_by_id = {(a.kind, i): a.key for a, i in match.ids.items()}
+        for name, kind in REFERENCE_FIELDS.items():
+            target = resource.refs.get(name)
+            live_id = have.get(name)
+            display_have[name] = (
+                keys_by_id.get((kind.value, live_id), f"unmanaged id {live_id}")
+                if live_id
+                else None
+            )
+            if target is None:
+                want[name] = None
+                display_want[name] = None
+            else:
+                new = _new_target(target, planned)
+                want[name] = KNOWN_AFTER_APPLY if new else match.ids.get(target)
+                display_want[name] = _link_display(target, planned)
+
+    diff = DeepDiff(have, want, ignore_order=True, verbose_level=2)
+    changed: set[str] = set()
+    for bucket in (
+        "values_changed",
+        "type_changes",
+        "dictionary_item_added",
+        "dictionary_item_removed",
+        "iterable_item_added",
+        "iterable_item_removed",
+    ):
+        for path in diff.get(bucket, {}):
+            changed.add(_top_field(path))
+    replace_fields = _REPLACE_FIELDS.get(resource.kind, frozenset())
+    if resource.kind == Kind.FACE:
+        replace_fields = frozenset(want)  # a face cannot be updated at all
+    out = []
+    for name in sorted(changed, key=list(resource.spec).index):
+        before = display_have.get(name, have.get(name))
+        after = display_want.get(name, resource.spec.get(name))
+        out.append(
+            FieldChange(
+                name,
+                before,
+                after,
+                forces_replace=name in replace_fields,
+                sensitive=name in resource.sensitive_fields,
+            )
+        )
+    return tuple(out)
+
+
+def _top_field(path: str) -> str:
+    # deepdiff paths look like "root['displayName']" or "root['x'][0]"
+    return path.split("['", 1)[1].split("']", 1)[0]
+
+
+def _document_changes(
+    resource: DesiredResource, current: LiveResource, entry: ResourceState | None
+) -> tuple[DocumentChange, ...]:
+    if resource.kind != Kind.KNOWLEDGE_BASE or not resource.documents_managed:
+        return ()
+    recorded = entry.documents if entry else {}
+    live_docs = {d.name: d for d in current.documents}
+    out: list[DocumentChange] = []
+    for doc in sorted(resource.documents, key=lambda d: d.name):
+        have = live_docs.get(doc.name)
+        if have is None:
+            out.append(DocumentChange(Action.CREATE, doc.name, "new document", sha256=doc.sha256))
+            continue
+        known = recorded.get(doc.name)
+        if have.status not in DONE_DOCUMENT_STATUSES:
+            reason = f"live document is {have.status or 'incomplete'}; upload again"
+        elif known is not None and known.id == have.id:
+            if known.sha256 == doc.sha256:
+                continue
+            reason = "content changed"
+        elif have.size == doc.size and (have.description or None) == (doc.description or None):
+            continue  # not uploaded by us, but same name and size: adopt as is
+        else:
+            reason = "content differs from the live document"
+        out.append(
+            DocumentChange(Action.REPLACE, doc.name, reason, remote_id=have.id, sha256=doc.sha256)
+        )
+    wanted = {d.name for d in resource.documents}
+    for name, have in sorted(live_docs.items()):
+        if name not in wanted:
+            out.append(
+                DocumentChange(Action.DELETE, name, "not in the manifests", remote_id=have.id)
+            )
+    return tuple(out)
+
+
+def _plan_delete(address: Address, entry: ResourceState, live: LiveState, state: State) -> Change:
+    current = live.get(address.kind, entry.id)
+    if current is None:
+        reason = "removed from the manifests (already gone live: state entry only)"
+    else:
+        reason = "removed from the manifests"
+    linked_by = _linking_characters(address, entry.id, live, state)
+    return Change(
+        address=address,
+        action=Action.DELETE,
+        reason=reason,
+        remote_id=entry.id,
+        depends_on=linked_by,
+    )
+
+
+def _linking_characters(
+    address: Address, remote_id: str, live: LiveState, state: State
+) -> tuple[Address, ...]:
+    if address.kind == Kind.CHARACTER:
+        return ()
+    field_name = next(f for f, k in REFERENCE_FIELDS.items() if k.value == address.kind)
+    by_id = state.addresses_by_id()
+    out = []
+    for character in live.of_kind(Kind.CHARACTER):
+        if character.spec.get(field_name) == remote_id:
+            owner = by_id.get((Kind.CHARACTER.value, character.id))
+            if owner is not None:
+                out.append(owner)
+    return tuple(sorted(out))
+
+
+def _check_delete_all(
+    deletes: Iterable[Change], desired: DesiredState, state: State, options: PlanOptions
+) -> None:
+    deleting = {c.address for c in deletes}
+    if (
+        state.resources
+        and deleting >= set(state.resources)
+        and not options.targets
+        and not options.allow_delete_all
+    ):
+        why = "the manifests define none" if not desired.resources else "none of them is kept"
+        raise UnsafePlanError(
+            f"this plan would delete all {len(state.resources)} managed resources of "
+            f"environment {desired.environment!r} ({why}: a wrong glob, directory or "
+            "environment?). If that is really intended, pass --allow-delete-all."
+        )
