@@ -20,9 +20,10 @@ from typing import Any
 from avatarsync.errors import AvatarsyncError, Diagnostic, ManifestError, SessionError
 from avatarsync.manifests.lint import lint, preset_context
 from avatarsync.manifests.loader import dump_yaml, load_file
-from avatarsync.manifests.models import ManifestSet, generate_schemas, load_manifests
+from avatarsync.manifests.manifest_set import ManifestSet, load_manifests
 from avatarsync.manifests.project import Project, find_project
 from avatarsync.manifests.resolve import FileDigest, Resolution, resolve_environment
+from avatarsync.manifests.schema import generate_schemas
 from avatarsync.manifests.templating import CONTEXT_NAMES, TemplateFailure, render_template
 from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
 from avatarsync.secret import MASK

@@ -19,12 +19,8 @@ from typing import Any
 
 from avatarsync.errors import Diagnostic, ProjectError
 from avatarsync.manifests.loader import SourceMap, load_file, yaml11_surprise
-from avatarsync.manifests.models import (
-    ProjectModel,
-    did_you_mean,
-    validate_model,
-    yaml11_diagnostics,
-)
+from avatarsync.manifests.messages import did_you_mean, validate_model, yaml11_diagnostics
+from avatarsync.manifests.models import ProjectModel
 from avatarsync.resources import Position
 from avatarsync.secret import Secret
 

@@ -24,14 +24,9 @@ from typing import Any, Literal
 
 from avatarsync.errors import Diagnostic
 from avatarsync.manifests.loader import YamlDocument, YamlPath, iter_strings
-from avatarsync.manifests.models import (
-    DOCUMENT_MODELS,
-    ManifestSet,
-    ParsedDocument,
-    did_you_mean,
-    validate_model,
-    yaml11_diagnostics,
-)
+from avatarsync.manifests.manifest_set import ManifestSet, ParsedDocument
+from avatarsync.manifests.messages import did_you_mean, validate_model, yaml11_diagnostics
+from avatarsync.manifests.models import DOCUMENT_MODELS
 from avatarsync.manifests.project import Environment, Project
 from avatarsync.manifests.templating import SubstitutionContext, substitute
 from avatarsync.resources import (

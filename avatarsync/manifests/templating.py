@@ -35,7 +35,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
-from avatarsync.manifests.models import did_you_mean
+from avatarsync.manifests.messages import did_you_mean
 from avatarsync.secret import register
 
 __all__ = [

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from avatarsync.manifests.loader import load_text
-from avatarsync.manifests.models import generate_schemas
+from avatarsync.manifests.schema import generate_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

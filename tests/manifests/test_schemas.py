@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from avatarsync.manifests.loader import load_file
-from avatarsync.manifests.models import generate_schemas
+from avatarsync.manifests.schema import generate_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
