@@ -1,3 +1,126 @@
-"""avatarsync: Terraform for AI avatar characters."""
+"""avatarsync: Terraform for AI avatar characters.
 
-__version__ = "0.1.0"
+The public Python API is `avatarsync.api` (the facade the CLI uses), re-exported
+here with the types it takes and returns. Names load on first use, so
+`import avatarsync` (and `avatarsync --version`) stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from avatarsync._version import __version__
+
+if TYPE_CHECKING:
+    from avatarsync.api import (
+        ImportReport,
+        PlanOptions,
+        PlanRun,
+        Workspace,
+        check_schemas,
+        init_project,
+        load_plan_file,
+        load_project,
+        load_values,
+        parse_assignments,
+        render,
+        render_preset,
+        resolve,
+        save_plan_file,
+        validate,
+        write_schemas,
+    )
+    from avatarsync.errors import (
+        ApiError,
+        AvatarsyncError,
+        Diagnostic,
+        LockError,
+        ManifestError,
+        PlanError,
+        ProjectError,
+        SessionError,
+        StalePlanError,
+        StateError,
+        UnsafePlanError,
+    )
+    from avatarsync.manifests.project import Environment, Project
+    from avatarsync.planning.plan import Action, Change, FieldChange, Plan
+    from avatarsync.planning.report import ApplyReport, Outcome
+    from avatarsync.resources import Address, DesiredState, Kind
+    from avatarsync.secret import Secret
+
+__all__ = [
+    "Action",
+    "Address",
+    "ApiError",
+    "ApplyReport",
+    "AvatarsyncError",
+    "Change",
+    "DesiredState",
+    "Diagnostic",
+    "Environment",
+    "FieldChange",
+    "ImportReport",
+    "Kind",
+    "LockError",
+    "ManifestError",
+    "Outcome",
+    "Plan",
+    "PlanError",
+    "PlanOptions",
+    "PlanRun",
+    "Project",
+    "ProjectError",
+    "Secret",
+    "SessionError",
+    "StalePlanError",
+    "StateError",
+    "UnsafePlanError",
+    "Workspace",
+    "__version__",
+    "check_schemas",
+    "init_project",
+    "load_plan_file",
+    "load_project",
+    "load_values",
+    "parse_assignments",
+    "render",
+    "render_preset",
+    "resolve",
+    "save_plan_file",
+    "validate",
+    "write_schemas",
+]
+
+# Where each public name lives; `__getattr__` imports it on first use.
+_HOMES = {
+    "avatarsync.api": (
+        "ImportReport PlanOptions PlanRun Workspace check_schemas init_project load_plan_file "
+        "load_project load_values parse_assignments render render_preset resolve "
+        "save_plan_file validate write_schemas"
+    ),
+    "avatarsync.errors": (
+        "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "
+        "SessionError StalePlanError StateError UnsafePlanError"
+    ),
+    "avatarsync.manifests.project": "Environment Project",
+    "avatarsync.planning.plan": "Action Change FieldChange Plan",
+    "avatarsync.planning.report": "ApplyReport Outcome",
+    "avatarsync.resources": "Address DesiredState Kind",
+    "avatarsync.secret": "Secret",
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names.split()}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'avatarsync' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

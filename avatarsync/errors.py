@@ -7,14 +7,16 @@ still scrubs every registered secret (see `avatarsync.secret`) as a last line
 of defence.
 
     AvatarsyncError
-    ├── ProjectError            avatarsync.yaml missing or invalid
+    ├── ProjectError            avatarsync.yaml missing or invalid, an unknown environment
+    │   ├── ProjectFileError    the project file's problems, as Diagnostics
+    │   ├── ScaffoldError       `init` would overwrite files
+    │   └── UnknownAddressError a KIND/NAME the manifests do not define
     ├── ManifestError           one or more Diagnostics (file:line:col)
     ├── StateError
     │   └── LockError           another apply holds the environment
     ├── PlanError
     │   ├── StalePlanError      live state moved since a saved plan
     │   └── UnsafePlanError     destructive plan without the flag it needs
-    ├── ApplyError              apply stopped; carries what was done
     ├── SessionError            conversation presets, sessions, tests
     └── ApiError                method, path, status, request id
         ├── AuthError           401/403
@@ -29,12 +31,12 @@ of defence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 __all__ = [
     "AmbiguousWriteError",
     "ApiError",
-    "ApplyError",
     "AuthError",
     "AvatarsyncError",
     "BadRequestError",
@@ -44,12 +46,15 @@ __all__ = [
     "NotFoundError",
     "PlanError",
     "ProjectError",
+    "ProjectFileError",
     "RateLimitedError",
+    "ScaffoldError",
     "ServerError",
     "SessionError",
     "StalePlanError",
     "StateError",
     "TransportError",
+    "UnknownAddressError",
     "UnsafePlanError",
 ]
 
@@ -77,6 +82,24 @@ class Diagnostic:
 
 class ProjectError(AvatarsyncError):
     """The project file is missing, unreadable or invalid."""
+
+
+class ProjectFileError(ProjectError):
+    """The project file is invalid; `diagnostics` says where (file:line:col)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], root: Path) -> None:
+        self.diagnostics = sorted(diagnostics)
+        self.root = root  # diagnostics name files relative to it
+        lines = "\n".join(str(d) for d in self.diagnostics)
+        super().__init__(f"invalid project file:\n{lines}")
+
+
+class ScaffoldError(ProjectError):
+    """`init` would overwrite files."""
+
+
+class UnknownAddressError(ProjectError):
+    """`render KIND/NAME` (or a session) named something the manifests do not define."""
 
 
 class ManifestError(AvatarsyncError):
@@ -107,10 +130,6 @@ class StalePlanError(PlanError):
 
 class UnsafePlanError(PlanError):
     """A plan deletes or replaces more than allowed without an explicit flag."""
-
-
-class ApplyError(AvatarsyncError):
-    """Apply stopped on a hard error; state holds everything that succeeded."""
 
 
 class SessionError(AvatarsyncError):

@@ -15,6 +15,10 @@ Canonical `spec` fields per kind (every field present, defaults applied,
     Character      displayName, livekitIdentity, face, voice, brain,
                    knowledgeBase, search, elevenlabsAgentId
 
+Live resources (`LiveResource`) carry the same canonical spec, made from the
+API's objects by the provider (a character's links are then remote ids), so
+nothing past `providers/` ever sees a wire field name.
+
 Inline faces/voices/brains (written inside one character) get the key
 `<character>.<field>` (e.g. `tommy.brain`); user keys cannot contain a dot,
 so the two never collide.
@@ -37,7 +41,10 @@ __all__ = [
     "DesiredResource",
     "DesiredState",
     "DocumentSpec",
+    "DocumentUpload",
     "Kind",
+    "LiveDocument",
+    "LiveResource",
     "Position",
     "Preset",
 ]
@@ -163,3 +170,35 @@ class DesiredState:
     client: str
     resources: Mapping[Address, DesiredResource]
     presets: Mapping[str, Preset] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LiveDocument:
+    """A knowledge-base document as the platform has it."""
+
+    id: str
+    name: str
+    description: str | None
+    size: int | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class LiveResource:
+    """One live API object in the canonical shape (a character's links are remote ids)."""
+
+    kind: Kind
+    id: str
+    spec: Mapping[str, Any]
+    created_at: str
+    updated_at: str
+    client: str | None = None
+    documents: tuple[LiveDocument, ...] = ()
+
+
+@dataclass(frozen=True)
+class DocumentUpload:
+    """A registered knowledge-base document and the URL its bytes go to."""
+
+    id: str
+    upload_url: str

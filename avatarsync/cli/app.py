@@ -1,25 +1,30 @@
-"""The click root: global options and the one place errors become exit codes.
+"""The click root: global options and the one place errors become messages and exit codes.
 
 Command modules register themselves on `main`; they only parse options, call
-the engine and hand results to a renderer. Exit codes: 0 success, 1 any error
-(usage errors included, so that `plan --detailed-exitcode` can reserve 2 for
-"changes present"), 2 only where a command says so.
+`avatarsync.api` and hand results to a renderer. Exit codes: 0 success, 1 any
+error (usage errors included, so that `plan --detailed-exitcode` can reserve
+2 for "changes present"), 2 only where a command says so.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import click
 
-from avatarsync import __version__
-from avatarsync.errors import AvatarsyncError, ManifestError
+from avatarsync import api
+from avatarsync._version import __version__
+from avatarsync.errors import AvatarsyncError, Diagnostic, ManifestError, ProjectFileError
+from avatarsync.manifests.project import Project
 from avatarsync.secret import scrub
 
-__all__ = ["CliContext", "main", "run"]
+__all__ = ["CliContext", "main", "open_project", "report_diagnostics", "run", "shown_path"]
 
 
 @dataclass
@@ -30,6 +35,10 @@ class CliContext:
     project_file: Path | None = None
     debug: bool = False
     color: bool | None = None  # None: decide from TTY and NO_COLOR
+    # How diagnostics (file:line:col) are reported: text on stderr, or GitHub
+    # workflow commands on stdout.
+    diagnostic_format: Literal["text", "github"] = "text"
+    project_root: Path | None = None  # diagnostics name files relative to it
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,11 +74,12 @@ def main(
         obj.color = False
 
 
-def run(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
     """Console entry point: run `main`, map every failure to a message and exit 1."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    obj = obj if obj is not None else CliContext()
     try:
-        code = main.main(args=argv, prog_name="avatarsync", standalone_mode=False)
+        code = main.main(args=argv, prog_name="avatarsync", standalone_mode=False, obj=obj)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
@@ -77,10 +87,18 @@ def run(argv: list[str] | None = None) -> None:
         # Usage errors exit 1, never 2: 2 means "changes present" for plan.
         click.echo(scrub(_format_click_error(exc)), err=True)
         sys.exit(1)
+    except (ManifestError, ProjectFileError) as exc:
+        if debug:
+            click.echo(scrub(traceback.format_exc()), err=True)
+        root = exc.root if isinstance(exc, ProjectFileError) else obj.project_root
+        report_diagnostics(exc.diagnostics, root, obj.diagnostic_format)
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        click.echo(diagnostic_summary(errors, len(exc.diagnostics) - errors), err=True)
+        sys.exit(exc.exit_code)
     except AvatarsyncError as exc:
         if debug:
             click.echo(scrub(traceback.format_exc()), err=True)
-        click.echo(scrub(_format_error(exc)), err=True)
+        click.echo(scrub(f"error: {exc}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -96,10 +114,43 @@ def run(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _format_error(exc: AvatarsyncError) -> str:
-    if isinstance(exc, ManifestError):
-        return str(exc)
-    return f"error: {exc}"
+def open_project(obj: CliContext) -> Project:
+    """The project of this invocation; diagnostics then name files from the working directory."""
+    project = api.load_project(obj.directory, obj.project_file)
+    obj.project_root = project.root
+    return project
+
+
+def report_diagnostics(
+    diagnostics: Iterable[Diagnostic], root: Path | None, output_format: str
+) -> None:
+    """Print diagnostics: `file:line:col: message` on stderr (paths as the user
+    can open them), or GitHub workflow commands on stdout."""
+    for d in diagnostics:
+        file = shown_path(root / d.file) if root is not None else d.file
+        if output_format == "github":
+            # Workflow commands are read from stdout; the message is escaped
+            # as GitHub documents (%, CR, LF).
+            message = d.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            click.echo(scrub(f"::{d.severity} file={file},line={d.line},col={d.col}::{message}"))
+        else:
+            click.echo(scrub(str(Diagnostic(file, d.line, d.col, d.message, d.severity))), err=True)
+
+
+def diagnostic_summary(errors: int, warnings: int) -> str:
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return f"{count(errors, 'error')}, {count(warnings, 'warning')}"
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user can open it: relative to the working directory when inside it."""
+    try:
+        relative = os.path.relpath(path, Path.cwd())
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _format_click_error(exc: click.ClickException) -> str:

@@ -1,23 +1,28 @@
 """Commands on manifests: validate, render, init, schema.
 
-Each parses its options, calls `avatarsync.engine` and prints. Diagnostics go
-to stderr as `file:line:col: message` with paths relative to the working
-directory (so terminals and editors can open them), or to stdout as GitHub
-workflow commands with `--format github`; rendered YAML goes to stdout.
+Each parses its options, calls `avatarsync.api` and prints. Diagnostics are
+reported by the CLI's one error handler (`app.run`): `file:line:col:
+message` on stderr with paths relative to the working directory, or GitHub
+workflow commands on stdout with `--format github`; rendered YAML goes to
+stdout.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from avatarsync import engine
-from avatarsync.cli.app import CliContext, main
-from avatarsync.errors import Diagnostic, ManifestError
-from avatarsync.manifests.project import ProjectFileError
+from avatarsync import api
+from avatarsync.cli.app import (
+    CliContext,
+    diagnostic_summary,
+    main,
+    open_project,
+    report_diagnostics,
+    shown_path,
+)
 
 __all__ = ["init", "render", "schema", "validate"]
 
@@ -39,21 +44,12 @@ def validate(obj: CliContext, env_name: str | None, output_format: str) -> None:
     Exits 1 when there are errors (all of them are listed); warnings alone
     exit 0.
     """
-    root: Path | None = None
-    try:
-        project = engine.load_project(obj.directory, obj.project_file)
-        root = project.root
-        warnings = engine.validate(project, env_name)
-    except (ManifestError, ProjectFileError) as exc:
-        root = root or getattr(exc, "root", None)
-        _report(exc.diagnostics, root, output_format)
-        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
-        click.echo(_summary(errors, len(exc.diagnostics) - errors), err=True)
-        click.get_current_context().exit(1)
-        return
-    _report(warnings, root, output_format)
+    obj.diagnostic_format = "github" if output_format == "github" else "text"
+    project = open_project(obj)
+    warnings = api.validate(project, env_name)
+    report_diagnostics(warnings, project.root, output_format)
     names = env_name or ", ".join(project.environments)
-    click.echo(f"ok: {names}: {_summary(0, len(warnings))}", err=True)
+    click.echo(f"ok: {names}: {diagnostic_summary(0, len(warnings))}", err=True)
 
 
 @main.command()
@@ -84,10 +80,10 @@ def render(
 
     Fields holding secrets are masked.
     """
-    project = engine.load_project(obj.directory, obj.project_file)
-    values = engine.load_values(values_file) if values_file else {}
-    values = _merge(values, engine.parse_assignments(assignments))
-    click.echo(engine.render(project, env_name, address, values), nl=False)
+    project = open_project(obj)
+    values = api.load_values(values_file) if values_file else {}
+    values = _merge(values, api.parse_assignments(assignments))
+    click.echo(api.render(project, env_name, address, values), nl=False)
 
 
 @main.command()
@@ -99,9 +95,9 @@ def init(obj: CliContext, directory: Path | None, name: str | None) -> None:
     target = directory or obj.directory or Path.cwd()
     if directory is not None and obj.directory is not None and not directory.is_absolute():
         target = obj.directory / directory
-    written = engine.init_project(target, name)
+    written = api.init_project(target, name)
     for path in written:
-        click.echo(f"created {_shown(path)}", err=True)
+        click.echo(f"created {shown_path(path)}", err=True)
     click.echo(
         "next: avatarsync validate, then avatarsync plan --env local "
         "(the embedded emulator needs no key)",
@@ -127,46 +123,18 @@ def schema(obj: CliContext, out_dir: Path | None, check: bool) -> None:
         else base / (out_dir or Path("schemas"))
     )
     if check:
-        stale = engine.check_schemas(target)
+        stale = api.check_schemas(target)
         for name in stale:
-            click.echo(f"out of date: {_shown(target / name)}", err=True)
+            click.echo(f"out of date: {shown_path(target / name)}", err=True)
         if stale:
             click.echo("run `avatarsync schema` to regenerate them", err=True)
             click.get_current_context().exit(1)
         return
-    for path in engine.write_schemas(target):
-        click.echo(f"wrote {_shown(path)}", err=True)
+    for path in api.write_schemas(target):
+        click.echo(f"wrote {shown_path(path)}", err=True)
 
 
-def _report(diagnostics: Iterable[Diagnostic], root: Path | None, output_format: str) -> None:
-    for d in diagnostics:
-        file = _shown(root / d.file) if root is not None else d.file
-        if output_format == "github":
-            # Workflow commands are read from stdout; the message is escaped
-            # as GitHub documents (%, CR, LF).
-            message = d.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            click.echo(f"::{d.severity} file={file},line={d.line},col={d.col}::{message}")
-        else:
-            click.echo(str(Diagnostic(file, d.line, d.col, d.message, d.severity)), err=True)
-
-
-def _summary(errors: int, warnings: int) -> str:
-    def count(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
-
-    return f"{count(errors, 'error')}, {count(warnings, 'warning')}"
-
-
-def _shown(path: Path) -> str:
-    """A path as the user can open it: relative to the working directory when inside it."""
-    try:
-        relative = os.path.relpath(path, Path.cwd())
-    except ValueError:  # another drive on Windows
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
-
-
-def _merge(base: dict, extra: dict) -> dict:
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):

@@ -1,4 +1,4 @@
-"""Commands: plan, apply, import. Parse options, call engine/operations, render.
+"""Commands: plan, apply, import, export. Parse options, call `avatarsync.api`, render.
 
 Payload (the plan, the apply report) goes to stdout; progress and
 diagnostics go to stderr, so `plan --json > plan.json` stays clean.
@@ -11,15 +11,10 @@ from pathlib import Path
 
 import click
 
-from avatarsync import engine
-from avatarsync.cli.app import CliContext, main
+from avatarsync import api
+from avatarsync.api import PlanOptions, Workspace, load_plan_file, save_plan_file
+from avatarsync.cli.app import CliContext, main, open_project
 from avatarsync.errors import AvatarsyncError
-from avatarsync.operations import (
-    Workspace,
-    check_destroy_allowed,
-    load_plan_file,
-    save_plan_file,
-)
 from avatarsync.output import (
     format_progress,
     render_apply_json,
@@ -29,7 +24,6 @@ from avatarsync.output import (
     render_plan_text,
     should_color,
 )
-from avatarsync.planning.builder import PlanOptions
 from avatarsync.planning.plan import Plan
 from avatarsync.planning.report import ApplyReport, Outcome
 from avatarsync.resources import Address
@@ -118,11 +112,9 @@ def plan(
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
     options = _plan_options(prune, target, exclude, allow_delete_all)
-    project = engine.load_project(obj.directory, obj.project_file)
-    env = project.environment(env_name)
-    desired = engine.resolve(project, env_name)
-    with Workspace(project, env) as ws:
-        run = ws.plan(desired, options)
+    project = open_project(obj)
+    with Workspace(project, env_name) as ws:
+        run = ws.plan(options)
     if out is not None:
         save_plan_file(run.plan, out)
     if as_json:
@@ -195,17 +187,26 @@ def apply(
     if env_name is None:
         raise click.UsageError("give --env ENV, or a saved PLAN_FILE")
 
-    project = engine.load_project(obj.directory, obj.project_file)
-    env = project.environment(env_name)
-    desired = engine.resolve(project, env_name)
+    project = open_project(obj)
     color_err = _color(obj, sys.stderr)
 
     def progress(outcome: Outcome) -> None:
         click.echo(format_progress(outcome, color=color_err), err=True)
 
-    with Workspace(project, env, parallelism=parallelism) as ws, ws.locked(lock_timeout):
+    def confirm(plan: Plan) -> bool:
+        if saved is not None or yes:
+            return True  # a saved plan was reviewed when it was made
+        if not sys.stdin.isatty():
+            raise AvatarsyncError(
+                "refusing to apply without confirmation: no terminal to ask on. "
+                "Review the plan above and pass --yes (or apply a saved plan file)."
+            )
+        click.confirm(f"Apply these changes to {plan.environment!r}?", abort=True, err=True)
+        return True
+
+    with Workspace(project, env_name, parallelism=parallelism) as ws, ws.locked(lock_timeout):
         if saved is None:
-            run = ws.plan(desired, _plan_options(prune, target, exclude, allow_delete_all))
+            run = ws.plan(_plan_options(prune, target, exclude, allow_delete_all))
             the_plan = run.plan
             click.echo(render_plan_text(the_plan, color=color_err), err=True, nl=False)
         else:
@@ -215,15 +216,13 @@ def apply(
                 empty = ApplyReport(the_plan.plan_id, the_plan.environment)
                 click.echo(render_apply_json(empty), nl=False)
             return 0
-        check_destroy_allowed(the_plan, env, allow_destroy=allow_destroy)
-        if saved is None and not yes:
-            if not sys.stdin.isatty():
-                raise AvatarsyncError(
-                    "refusing to apply without confirmation: no terminal to ask on. "
-                    "Review the plan above and pass --yes (or apply a saved plan file)."
-                )
-            click.confirm(f"Apply these changes to {env_name!r}?", abort=True, err=True)
-        report = ws.apply(the_plan, desired, saved=saved is not None, on_outcome=progress)
+        report = ws.apply(
+            the_plan,
+            saved=saved is not None,
+            allow_destroy=allow_destroy,
+            confirm=confirm,
+            on_outcome=progress,
+        )
     if as_json:
         click.echo(render_apply_json(report), nl=False)
     else:
@@ -237,11 +236,9 @@ def apply(
 @click.pass_obj
 def import_(obj: CliContext, env_name: str, lock_timeout: float) -> int:
     """Adopt live resources into state by natural key. Writes nothing remote."""
-    project = engine.load_project(obj.directory, obj.project_file)
-    env = project.environment(env_name)
-    desired = engine.resolve(project, env_name)
-    with Workspace(project, env) as ws, ws.locked(lock_timeout):
-        report = ws.import_state(desired)
+    project = open_project(obj)
+    with Workspace(project, env_name) as ws, ws.locked(lock_timeout):
+        report = ws.import_state()
     for address, remote_id in report.adopted:
         click.echo(f"adopted  {address} = {remote_id}")
     for address in report.already:
@@ -271,11 +268,10 @@ def import_(obj: CliContext, env_name: str, lock_timeout: float) -> int:
 @click.pass_obj
 def export_(obj: CliContext, env_name: str, out_dir: Path) -> int:
     """Write manifests and state for everything live with the environment's client."""
-    project = engine.load_project(obj.directory, obj.project_file)
-    env = project.environment(env_name)
-    with Workspace(project, env) as ws:
+    project = open_project(obj)
+    with Workspace(project, env_name) as ws:
         result = ws.export(out_dir)
-    engine.write_schemas(out_dir / "schemas")
+    api.write_schemas(out_dir / "schemas")
     for path in sorted(result.files):
         click.echo(f"wrote {out_dir / path}")
     for note in result.notes:

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from avatarsync import __version__
+from avatarsync._version import __version__
 from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.emulator.envelopes import dumps, equos_error
 from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms

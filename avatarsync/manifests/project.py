@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avatarsync.errors import Diagnostic, ProjectError
+from avatarsync.catalog import EQUOS_DEFAULT_URL
+from avatarsync.errors import Diagnostic, ProjectError, ProjectFileError
 from avatarsync.manifests.loader import SourceMap, load_file, yaml11_surprise
 from avatarsync.manifests.messages import did_you_mean, validate_model, yaml11_diagnostics
 from avatarsync.manifests.models import ProjectModel
@@ -30,25 +31,14 @@ __all__ = [
     "EnvPolicy",
     "Environment",
     "Project",
-    "ProjectFileError",
     "find_project",
     "load_project_file",
     "parse_dotenv",
 ]
 
 PROJECT_FILE = "avatarsync.yaml"
-DEFAULT_API_URL = "https://api.equos.ai"
+DEFAULT_API_URL = EQUOS_DEFAULT_URL
 DEFAULT_STATE_DIR = ".avatarsync/state"
-
-
-class ProjectFileError(ProjectError):
-    """The project file is invalid; `diagnostics` says where (file:line:col)."""
-
-    def __init__(self, diagnostics: list[Diagnostic], root: Path) -> None:
-        self.diagnostics = sorted(diagnostics)
-        self.root = root  # diagnostics name files relative to it
-        lines = "\n".join(str(d) for d in self.diagnostics)
-        super().__init__(f"invalid project file:\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,6 @@ __all__ = [
     "MIME_TYPES",
     "FileDigest",
     "Resolution",
-    "dependency_levels",
     "guess_mime_type",
     "resolve_environment",
 ]
@@ -121,22 +120,6 @@ def resolve_environment(
     resolver.partial = partial
     resolution, diagnostics = resolver.run()
     return (None if partial else resolution), diagnostics
-
-
-def dependency_levels(state: DesiredState) -> list[list[Address]]:
-    """Addresses in levels: each level only references earlier ones (leaves first)."""
-    remaining = {address: set(r.refs.values()) for address, r in state.resources.items()}
-    levels: list[list[Address]] = []
-    done: set[Address] = set()
-    while remaining:
-        ready = sorted(a for a, deps in remaining.items() if deps <= done)
-        if not ready:  # a cycle cannot come from manifests; keep going regardless
-            ready = sorted(remaining)
-        levels.append(ready)
-        done.update(ready)
-        for address in ready:
-            del remaining[address]
-    return levels
 
 
 class _Resolver:

@@ -150,9 +150,9 @@ def change_label(change: Change) -> str:
 
 
 def plan_warnings(plan: Plan) -> list[str]:
-    """The plan's warnings, then one per retained resource that no warning
-    already names in the same words (diff currently writes both), in order."""
-    out = list(dict.fromkeys(plan.warnings))
+    """What apply would refuse without a flag, the plan's warnings, then one
+    per retained resource that no warning already names in the same words."""
+    out = list(dict.fromkeys([*plan.safety_problems(), *plan.warnings]))
     for address in plan.retained:
         text = f"{address} is no longer in the manifests; run with --prune to delete it"
         if text not in out:

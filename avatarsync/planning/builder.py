@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deepdiff import DeepDiff
 
-from avatarsync.errors import PlanError, UnsafePlanError
-from avatarsync.planning.live import LiveResource, LiveState, comparable, natural_key
+from avatarsync.errors import PlanError
+from avatarsync.planning.live import LiveState, comparable, natural_key
 from avatarsync.planning.plan import (
     KNOWN_AFTER_APPLY,
     Action,
@@ -41,6 +41,7 @@ from avatarsync.resources import (
     DesiredResource,
     DesiredState,
     Kind,
+    LiveResource,
 )
 from avatarsync.state import ResourceState, State
 
@@ -99,6 +100,9 @@ class _Matching:
     ids: dict[Address, str] = field(default_factory=dict)
     adopted: set[Address] = field(default_factory=set)
     claimed: set[tuple[str, str]] = field(default_factory=set)
+    # (kind, remote id) -> key, built once the matching is complete: how a
+    # character's live links read as keys.
+    keys_by_id: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def build_plan(
@@ -109,11 +113,13 @@ def build_plan(
     options: PlanOptions = PlanOptions(),
     plan_id: str,
     created_at: str,
+    protected: bool = False,
 ) -> Plan:
-    """Compute every change, sorted in apply order. Raises UnsafePlanError for a
-    plan that would empty a non-empty environment without the flag for it."""
+    """Compute every change, sorted in apply order. Never refuses: an unsafe
+    plan is still a plan (see `Plan.check_safety`)."""
     scope = _scope(desired, state, options)
     match = _match(desired, live, state)
+    linkers = _Linkers(live, state)
 
     changes: dict[Address, Change] = {}
     for address in sorted(desired.resources, key=_apply_order):
@@ -129,21 +135,20 @@ def build_plan(
         if not options.prune:
             retained.append(address)
             continue
-        deletes.append(_plan_delete(address, entry, live, state))
+        deletes.append(_plan_delete(address, entry, live, linkers))
 
     for leftover, remote_id in sorted(state.pending_deletes.items()):
         if live.get(leftover.kind, remote_id) is not None:
             deletes.append(
                 Change(
-                    address=Address(leftover.kind, f"{leftover.key}~{remote_id}"),
+                    address=leftover,
                     action=Action.DELETE,
                     reason="left over from an interrupted replace",
                     remote_id=remote_id,
-                    depends_on=_linking_characters(leftover, remote_id, live, state),
+                    depends_on=linkers.of(leftover.kind, remote_id),
+                    leftover=True,
                 )
             )
-
-    _check_delete_all(deletes, desired, state, options)
 
     all_changes = sorted(list(changes.values()) + deletes, key=_change_order)
     return Plan(
@@ -161,7 +166,10 @@ def build_plan(
             "prune": options.prune,
             "targets": [str(a) for a in options.targets],
             "excludes": [str(a) for a in options.excludes],
+            "allowDeleteAll": options.allow_delete_all,
         },
+        managed=len(state.resources),
+        protected=protected,
     )
 
 
@@ -169,12 +177,12 @@ def _apply_order(address: Address) -> tuple[int, Address]:
     return (_KIND_RANK.get(address.kind, 99), address)
 
 
-def _change_order(change: Change) -> tuple[int, int, Address]:
+def _change_order(change: Change) -> tuple[int, int, Address, bool, str]:
     rank = _KIND_RANK.get(change.address.kind, 99)
     if change.action is Action.DELETE:
         # Deletes last, dependents (characters) before what they link.
-        return (2, len(API_KINDS) - rank, change.address)
-    return (1, rank, change.address)
+        return (2, len(API_KINDS) - rank, change.address, change.leftover, change.remote_id or "")
+    return (1, rank, change.address, False, "")
 
 
 def _scope(desired: DesiredState, state: State, options: PlanOptions) -> set[Address]:
@@ -210,6 +218,14 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
             m.ids[address] = entry.id
             m.claimed.add((address.kind, entry.id))
 
+    # Unclaimed candidates by natural key, oldest first: one pass over live.
+    by_key: dict[tuple[str, tuple[Any, ...]], list[LiveResource]] = {}
+    for kind in API_KINDS:
+        for candidate in live.of_kind(kind):
+            if (kind.value, candidate.id) not in m.claimed:
+                key = (kind.value, natural_key(kind, candidate.spec))
+                by_key.setdefault(key, []).append(candidate)
+
     # Characters first: an inline resource is whatever its character links to.
     ordered = sorted(desired.resources.values(), key=lambda r: -_KIND_RANK[r.kind])
     for resource in ordered:
@@ -222,21 +238,20 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
             owner_live = live.get(owner.kind, m.ids[owner])
             field_name = address.key.rsplit(".", 1)[-1]
             linked = owner_live.spec.get(field_name) if owner_live else None
-            candidate = live.get(address.kind, linked)
-            if candidate is not None and (address.kind, candidate.id) not in m.claimed:
-                found = candidate
+            linked_live = live.get(address.kind, linked)
+            if linked_live is not None and (address.kind, linked_live.id) not in m.claimed:
+                found = linked_live
         if found is None:
-            want = natural_key(resource.kind, resource.spec)
-            for candidate in live.of_kind(resource.kind):
-                if (resource.kind, candidate.id) in m.claimed:
-                    continue
-                if natural_key(resource.kind, candidate.spec) == want:
-                    found = candidate
-                    break
+            candidates = by_key.get((resource.kind, natural_key(resource.kind, resource.spec)), [])
+            while candidates and (resource.kind, candidates[0].id) in m.claimed:
+                candidates.pop(0)  # taken as an inline resource's link meanwhile
+            if candidates:
+                found = candidates.pop(0)
         if found is not None:
             m.ids[address] = found.id
             m.adopted.add(address)
             m.claimed.add((resource.kind, found.id))
+    m.keys_by_id = {(a.kind, i): a.key for a, i in m.ids.items()}
     return m
 
 
@@ -330,6 +345,7 @@ def _plan_resource(
         adopt=adopt,
         depends_on=depends,
         inline_owner=resource.inline_owner,
+        refresh=entry is not None and not git_unchanged,
     )
 
 
@@ -371,7 +387,7 @@ def _field_changes(
     display_want: dict[str, Any] = {}
     display_have: dict[str, Any] = {}
     if resource.kind == Kind.CHARACTER:
-        keys_by_id = {(a.kind, i): a.key for a, i in match.ids.items()}
+        keys_by_id = match.keys_by_id
         for name, kind in REFERENCE_FIELDS.items():
             target = resource.refs.get(name)
             live_id = have.get(name)
@@ -388,6 +404,8 @@ def _field_changes(
                 want[name] = KNOWN_AFTER_APPLY if new else match.ids.get(target)
                 display_want[name] = _link_display(target, planned)
 
+    if have == want:
+        return ()  # the common case: no DeepDiff set-up for an unchanged resource
     diff = DeepDiff(have, want, ignore_order=True, verbose_level=2)
     changed: set[str] = set()
     for bucket in (
@@ -460,13 +478,15 @@ def _document_changes(
     return tuple(out)
 
 
-def _plan_delete(address: Address, entry: ResourceState, live: LiveState, state: State) -> Change:
+def _plan_delete(
+    address: Address, entry: ResourceState, live: LiveState, linkers: _Linkers
+) -> Change:
     current = live.get(address.kind, entry.id)
     if current is None:
         reason = "removed from the manifests (already gone live: state entry only)"
     else:
         reason = "removed from the manifests"
-    linked_by = _linking_characters(address, entry.id, live, state)
+    linked_by = linkers.of(address.kind, entry.id)
     return Change(
         address=address,
         action=Action.DELETE,
@@ -476,35 +496,22 @@ def _plan_delete(address: Address, entry: ResourceState, live: LiveState, state:
     )
 
 
-def _linking_characters(
-    address: Address, remote_id: str, live: LiveState, state: State
-) -> tuple[Address, ...]:
-    if address.kind == Kind.CHARACTER:
-        return ()
-    field_name = next(f for f, k in REFERENCE_FIELDS.items() if k.value == address.kind)
-    by_id = state.addresses_by_id()
-    out = []
-    for character in live.of_kind(Kind.CHARACTER):
-        if character.spec.get(field_name) == remote_id:
+class _Linkers:
+    """Which managed characters link each live object: indexed once per plan."""
+
+    def __init__(self, live: LiveState, state: State) -> None:
+        by_id = state.addresses_by_id()
+        self._index: dict[tuple[str, str], list[Address]] = {}
+        for character in live.of_kind(Kind.CHARACTER):
             owner = by_id.get((Kind.CHARACTER.value, character.id))
-            if owner is not None:
-                out.append(owner)
-    return tuple(sorted(out))
+            if owner is None:
+                continue
+            for field_name, kind in REFERENCE_FIELDS.items():
+                linked = character.spec.get(field_name)
+                if linked:
+                    self._index.setdefault((kind.value, linked), []).append(owner)
 
-
-def _check_delete_all(
-    deletes: Iterable[Change], desired: DesiredState, state: State, options: PlanOptions
-) -> None:
-    deleting = {c.address for c in deletes}
-    if (
-        state.resources
-        and deleting >= set(state.resources)
-        and not options.targets
-        and not options.allow_delete_all
-    ):
-        why = "the manifests define none" if not desired.resources else "none of them is kept"
-        raise UnsafePlanError(
-            f"this plan would delete all {len(state.resources)} managed resources of "
-            f"environment {desired.environment!r} ({why}: a wrong glob, directory or "
-            "environment?). If that is really intended, pass --allow-delete-all."
-        )
+    def of(self, kind: str, remote_id: str) -> tuple[Address, ...]:
+        if kind == Kind.CHARACTER:
+            return ()
+        return tuple(sorted(self._index.get((kind, remote_id), ())))

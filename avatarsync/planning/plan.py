@@ -1,8 +1,11 @@
 """The Plan: a frozen, serialisable list of typed changes for one environment.
 
-`diff.build_plan` makes it (pure, from desired + live + state); `apply` runs
-it; `output` renders it. Nothing here does I/O and nothing here knows about
-display. A saved plan (`plan --out`) is `Plan.to_dict()` as JSON: it carries
+`builder.build_plan` makes it (pure, from desired + live + state); `steps`
+turns it into the calls apply makes; `output` renders it. Nothing here does
+I/O and nothing here knows about display. A plan is always built, whatever
+it would destroy: `check_safety` is what refuses it, once, right before
+apply (octoDNS's `raise_if_unsafe`), so an unsafe plan can still be shown,
+reviewed and saved. A saved plan (`plan --out`) is `Plan.to_dict()` as JSON: it carries
 the fingerprints it was computed against so a stale plan can be refused, and
 no values of sensitive fields (apply re-resolves the manifests and checks the
 desired fingerprint instead of trusting values from a file).
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from avatarsync.errors import PlanError
+from avatarsync.errors import PlanError, UnsafePlanError
 from avatarsync.resources import Address
 from avatarsync.secret import MASK
 
@@ -120,6 +123,11 @@ class Change:
     adopt: bool = False  # remote_id is an unmanaged match, to be recorded in state
     depends_on: tuple[Address, ...] = ()
     inline_owner: Address | None = None
+    # The old object of a replace an earlier, interrupted apply left behind:
+    # `remote_id` is deleted; `address` is the resource it was replaced for.
+    leftover: bool = False
+    # No API call, but state's record of what was applied is out of date.
+    refresh: bool = False
 
     @property
     def is_change(self) -> bool:
@@ -138,6 +146,8 @@ class Change:
             "adopt": self.adopt,
             "dependsOn": [str(a) for a in self.depends_on],
             "inlineOwner": str(self.inline_owner) if self.inline_owner else None,
+            "leftover": self.leftover,
+            "refresh": self.refresh,
             "fields": [f.to_dict() for f in self.fields],
             "documents": [d.to_dict() for d in self.documents],
         }
@@ -155,6 +165,8 @@ class Change:
             adopt=d["adopt"],
             depends_on=tuple(Address.parse(a) for a in d["dependsOn"]),
             inline_owner=Address.parse(d["inlineOwner"]) if d["inlineOwner"] else None,
+            leftover=bool(d.get("leftover", False)),
+            refresh=bool(d.get("refresh", False)),
         )
 
 
@@ -180,6 +192,10 @@ class Plan:
     # Resources in state but gone from the manifests, kept because --prune was not given.
     retained: tuple[Address, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    # How many resources the state managed when the plan was made, and whether
+    # the environment is protected: what `check_safety` judges by.
+    managed: int = 0
+    protected: bool = False
 
     @property
     def summary(self) -> dict[str, int]:
@@ -206,6 +222,65 @@ class Plan:
             f"{s['replace']} to replace, {s['delete']} to delete."
         )
 
+    # -- safety -------------------------------------------------------------
+
+    def destructive_changes(self) -> list[Change]:
+        """Deletes and replaces: what a protected environment refuses without --allow-destroy."""
+        return [c for c in self.changes if c.action in (Action.DELETE, Action.REPLACE)]
+
+    @property
+    def deletes_everything(self) -> bool:
+        """True when the plan deletes every resource the state manages."""
+        deleted = sum(1 for c in self.changes if c.action is Action.DELETE and not c.leftover)
+        return self.managed > 0 and deleted >= self.managed and not self.options.get("targets")
+
+    def safety_problems(
+        self,
+        *,
+        protect: bool | None = None,
+        allow_destroy: bool = False,
+        allow_delete_all: bool | None = None,
+    ) -> list[str]:
+        """Why apply would refuse this plan (empty: it is safe to apply).
+
+        `protect` defaults to the environment's setting recorded in the plan,
+        `allow_delete_all` to what was given when the plan was made.
+        """
+        protect = self.protected if protect is None else protect
+        if allow_delete_all is None:
+            allow_delete_all = bool(self.options.get("allowDeleteAll"))
+        problems: list[str] = []
+        if self.deletes_everything and not allow_delete_all:
+            kept = any(c.action is not Action.DELETE for c in self.changes)
+            why = "none of them is kept" if kept else "the manifests define none"
+            problems.append(
+                f"this plan would delete all {self.managed} managed resources of "
+                f"environment {self.environment!r} ({why}: a wrong glob, directory or "
+                "environment?). If that is really intended, pass --allow-delete-all."
+            )
+        destructive = [str(c.address) for c in self.destructive_changes()]
+        if protect and destructive and not allow_destroy:
+            problems.append(
+                f"environment {self.environment!r} is protected and this plan deletes or "
+                f"replaces {len(destructive)} resource(s): {', '.join(destructive[:10])}"
+                f"{' …' if len(destructive) > 10 else ''}. Pass --allow-destroy to proceed."
+            )
+        return problems
+
+    def check_safety(
+        self,
+        *,
+        protect: bool | None = None,
+        allow_destroy: bool = False,
+        allow_delete_all: bool | None = None,
+    ) -> None:
+        """Raise UnsafePlanError when apply must refuse this plan."""
+        problems = self.safety_problems(
+            protect=protect, allow_destroy=allow_destroy, allow_delete_all=allow_delete_all
+        )
+        if problems:
+            raise UnsafePlanError(" ".join(problems))
+
     def change(self, address: Address) -> Change | None:
         for c in self.changes:
             if c.address == address:
@@ -228,6 +303,8 @@ class Plan:
             "warnings": list(self.warnings),
             "retained": [str(a) for a in self.retained],
             "options": dict(self.options),
+            "managed": self.managed,
+            "protected": self.protected,
             "changes": [c.to_dict() for c in self.changes],
         }
 
@@ -252,6 +329,8 @@ class Plan:
                 warnings=tuple(d.get("warnings", ())),
                 retained=tuple(Address.parse(a) for a in d.get("retained", ())),
                 options=dict(d.get("options", {})),
+                managed=int(d.get("managed", 0)),
+                protected=bool(d.get("protected", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"saved plan is malformed: {exc}") from exc

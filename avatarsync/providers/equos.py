@@ -1,10 +1,17 @@
 """The Equos v3 client: every call the planner, apply and sessions make.
 
-Knows URLs, verbs and the API's quirks (the knowledge-base list key is
-`items`; faces and knowledge bases cannot be updated; characters are updated
-with PUT, voices and brains with PATCH). Bodies go in and come out as the raw
-camelCase dicts of the wire format; normalising them into live state is a
-later layer's job. Retries, limits and errors come from `RestClient`.
+Knows URLs, verbs, wire names and the API's quirks (the knowledge-base list
+key is `items`; faces and knowledge bases cannot be updated; characters are
+updated with PUT, voices and brains with PATCH). Two layers:
+
+- the wire calls (`list_all`, `create`, `get`, ...) take and return the raw
+  camelCase dicts, for tests and for checking a wire detail;
+- the resource calls (`list_resources`, `create_resource`, ...) speak the
+  canonical specs of `avatarsync.resources` (`displayName`, links by id) and
+  return `LiveResource`s: this is what the planner and apply use, so the
+  mapping to `name`, `faceId`, ... lives here and nowhere else.
+
+Retries, limits and errors come from `RestClient`.
 """
 
 from __future__ import annotations
@@ -14,13 +21,27 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from avatarsync.errors import ServerError
+from avatarsync.catalog import EQUOS_DEFAULT_URL
+from avatarsync.errors import NotFoundError, ServerError
 from avatarsync.providers.http import PlatformClient
-from avatarsync.resources import Kind
+from avatarsync.resources import (
+    REFERENCE_FIELDS,
+    DocumentUpload,
+    Kind,
+    LiveDocument,
+    LiveResource,
+)
 
-__all__ = ["DEFAULT_URL", "PAGE_SIZE", "EquosClient"]
+__all__ = [
+    "DEFAULT_URL",
+    "PAGE_SIZE",
+    "EquosClient",
+    "to_body",
+    "to_live",
+    "to_spec",
+]
 
-DEFAULT_URL: Final = "https://api.equos.ai"
+DEFAULT_URL: Final = EQUOS_DEFAULT_URL
 PAGE_SIZE: Final = 50  # the API's maximum `take`
 
 T = TypeVar("T")
@@ -160,6 +181,81 @@ class EquosClient(PlatformClient):
         # Minting a second short-lived token is harmless, so this may be retried.
         return await self._object("POST", "/v3/tokens", json_body=dict(body), idempotent=True)
 
+    # -- resources in the canonical shape ------------------------------------
+
+    async def list_resources(self, kind: Kind, *, client: str) -> list[LiveResource]:
+        """Every resource of `kind` tagged with `client`, canonical."""
+        return [to_live(kind, raw) for raw in await self.list_all(kind, client=client)]
+
+    async def get_resource(self, kind: Kind, id: str) -> LiveResource | None:
+        """The resource, or None when it is gone (404, or the SDK's null body)."""
+        try:
+            raw = await self._http.request_json(
+                "GET", _endpoint(kind).path + "/{id}", path_params={"id": id}
+            )
+        except NotFoundError:
+            return None
+        return None if raw is None else to_live(kind, _object_or_error(raw, "GET", kind))
+
+    async def create_resource(
+        self,
+        kind: Kind,
+        spec: Mapping[str, Any],
+        *,
+        link_ids: Mapping[str, str | None] | None = None,
+        client: str,
+    ) -> LiveResource:
+        """POST a canonical spec. An unknown outcome raises `AmbiguousWriteError`."""
+        raw = await self.create(kind, to_body(kind, spec, link_ids=link_ids, client=client))
+        return to_live(kind, raw)
+
+    async def update_resource(
+        self,
+        kind: Kind,
+        id: str,
+        spec: Mapping[str, Any],
+        *,
+        link_ids: Mapping[str, str | None] | None = None,
+    ) -> LiveResource:
+        body = to_body(kind, spec, link_ids=link_ids, for_update=True)
+        return to_live(kind, await self.update(kind, id, body))
+
+    async def delete_resource(self, kind: Kind, id: str) -> None:
+        """Delete; an object already gone (404, or a null body) is not an error."""
+        path = _endpoint(kind).path
+        try:
+            await self._http.request_json("DELETE", path + "/{id}", path_params={"id": id})
+        except NotFoundError:
+            return
+
+    async def register_document(
+        self, kb_id: str, *, name: str, description: str | None, mime_type: str
+    ) -> DocumentUpload:
+        """Register a document; returns its id and the URL to PUT its bytes to."""
+        answer = await self.add_document(
+            kb_id, name=name, description=description, mime_type=mime_type
+        )
+        document = answer.get("document")
+        upload_url = answer.get("uploadUrl")
+        if not isinstance(document, dict) or not isinstance(upload_url, str):
+            raise ServerError(
+                "a document answer without 'document' or 'uploadUrl'",
+                method="POST",
+                path="/v3/knowledge-bases/{id}/documents",
+            )
+        return DocumentUpload(_id_of(document, "POST", Kind.KNOWLEDGE_BASE), upload_url)
+
+    async def remove_document(self, kb_id: str, doc_id: str) -> None:
+        """Delete a document; one already gone is not an error."""
+        try:
+            await self._http.request_json(
+                "DELETE",
+                "/v3/knowledge-bases/{id}/documents/{doc}",
+                path_params={"id": kb_id, "doc": doc_id},
+            )
+        except NotFoundError:
+            return
+
     # -- helpers -------------------------------------------------------------
 
     async def _object(self, method: str, template: str, **kwargs: Any) -> dict[str, Any]:
@@ -235,3 +331,144 @@ async def _gather(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
         # no __context__ pointing back at the group.
         raise failure
     return [task.result() for task in tasks]
+
+
+# --- the wire mapping: canonical spec <-> Equos JSON --------------------------------
+
+# Character spec field -> the API's id field.
+_ID_FIELDS: Final[Mapping[str, str]] = {
+    "face": "faceId",
+    "voice": "voiceId",
+    "brain": "brainId",
+    "knowledgeBase": "knowledgeBaseId",
+}
+assert set(_ID_FIELDS) == set(REFERENCE_FIELDS)
+
+
+def _opt(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def to_spec(kind: Kind | str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical spec of an API object (a character's links as remote ids)."""
+    match Kind(kind):
+        case Kind.FACE:
+            return {"identity": raw.get("identity")}
+        case Kind.VOICE:
+            return {"identity": raw.get("identity"), "instructions": _opt(raw.get("instructions"))}
+        case Kind.BRAIN:
+            return {
+                "instructions": raw.get("instructions"),
+                "greetingMessage": _opt(raw.get("greetingMessage")),
+            }
+        case Kind.KNOWLEDGE_BASE:
+            return {"displayName": raw.get("name"), "description": _opt(raw.get("description"))}
+        case Kind.CHARACTER:
+            spec = {
+                "displayName": raw.get("name"),
+                "livekitIdentity": raw.get("livekitIdentity"),
+                "search": bool(raw.get("search") or False),
+                "elevenlabsAgentId": _opt(raw.get("elevenlabsAgentId")),
+            }
+            for field, id_field in _ID_FIELDS.items():
+                spec[field] = raw.get(id_field)
+            return spec
+    raise ValueError(f"{kind} is not an API kind")
+
+
+def to_live(kind: Kind, raw: Mapping[str, Any]) -> LiveResource:
+    """An API object as a `LiveResource` (its documents too, for a knowledge base)."""
+    documents: tuple[LiveDocument, ...] = ()
+    if kind is Kind.KNOWLEDGE_BASE:
+        documents = tuple(
+            LiveDocument(
+                id=_id_of(d, "GET", kind),
+                name=str(d.get("name") or ""),
+                description=_opt(d.get("description")),
+                size=_size(d.get("size")),
+                status=d.get("status") if isinstance(d.get("status"), str) else None,
+            )
+            for d in raw.get("documents") or ()
+            if isinstance(d, dict)
+        )
+    client = raw.get("client")
+    return LiveResource(
+        kind=kind,
+        id=_id_of(raw, "GET", kind),
+        spec=to_spec(kind, raw),
+        created_at=str(raw.get("createdAt", "")),
+        updated_at=str(raw.get("updatedAt", "")),
+        client=client if isinstance(client, str) else None,
+        documents=documents,
+    )
+
+
+def to_body(
+    kind: Kind | str,
+    spec: Mapping[str, Any],
+    *,
+    link_ids: Mapping[str, str | None] | None = None,
+    client: str | None = None,
+    for_update: bool = False,
+) -> dict[str, Any]:
+    """The request body for a create (with `client`) or an update.
+
+    `link_ids` maps a character's reference fields to remote ids; required
+    strings the platform insists on are sent as "" when the manifest leaves
+    them unset.
+    """
+    body: dict[str, Any]
+    match Kind(kind):
+        case Kind.FACE:
+            body = {"identity": spec["identity"]}
+        case Kind.VOICE:
+            body = {"identity": spec["identity"], "instructions": spec.get("instructions") or ""}
+        case Kind.BRAIN:
+            body = {
+                "instructions": spec["instructions"] or "",
+                "greetingMessage": spec.get("greetingMessage") or "",
+            }
+        case Kind.KNOWLEDGE_BASE:
+            body = {"name": spec["displayName"], "description": spec.get("description") or ""}
+        case Kind.CHARACTER:
+            ids = link_ids or {}
+            body = {
+                "name": spec["displayName"],
+                "search": bool(spec.get("search")),
+                "elevenlabsAgentId": spec.get("elevenlabsAgentId"),
+            }
+            for field, id_field in _ID_FIELDS.items():
+                body[id_field] = ids.get(field)
+            if not for_update:
+                body["livekitIdentity"] = spec["livekitIdentity"]
+        case _:
+            raise ValueError(f"{kind} is not an API kind")
+    if client is not None and not for_update:
+        body["client"] = client
+    return body
+
+
+def _id_of(raw: Mapping[str, Any], method: str, kind: Kind) -> str:
+    value = raw.get("id")
+    if not isinstance(value, str) or not value:
+        raise ServerError(
+            f"a {kind} object without an id", method=method, path=_endpoint(kind).path
+        )
+    return value
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _object_or_error(raw: Any, method: str, kind: Kind) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ServerError(
+            f"expected an object, got {type(raw).__name__}",
+            method=method,
+            path=_endpoint(kind).path,
+        )
+    return raw

@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from avatarsync import __version__
+from avatarsync._version import __version__
 from avatarsync.errors import (
     AmbiguousWriteError,
     ApiError,

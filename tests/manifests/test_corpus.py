@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avatarsync import engine
+from avatarsync import api
 from avatarsync.errors import ManifestError
 from avatarsync.manifests.loader import dump_yaml
 
@@ -200,8 +200,8 @@ def test_random_manifests_give_diagnostics_never_a_crash(documents, tmp_path_fac
         "manifests: ['*.yaml']\nenvironments: {local: {emulator: true, vars: {a: 1}}}\n"
     )
     (root / "m.yaml").write_text(dump_yaml(documents, documents=True))
-    project = engine.load_project(root)
+    project = api.load_project(root)
     try:
-        engine.validate(project)
+        api.validate(project)
     except ManifestError as exc:
         assert all(d.line >= 1 and d.col >= 1 and d.message for d in exc.diagnostics)

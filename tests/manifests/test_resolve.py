@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from avatarsync import engine
+from avatarsync import api
 from avatarsync.errors import ManifestError, SessionError
-from avatarsync.manifests.resolve import dependency_levels
 from avatarsync.resources import Address, DocumentSpec, Position, Preset
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -17,16 +16,16 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture(scope="module")
 def examples():
-    return engine.load_project(EXAMPLES)
+    return api.load_project(EXAMPLES)
 
 
 def test_examples_validate_without_warnings(examples) -> None:
-    assert engine.validate(examples) == []
-    assert engine.validate(examples, "prod") == []
+    assert api.validate(examples) == []
+    assert api.validate(examples, "prod") == []
 
 
 def test_desired_state_addresses_are_sorted(examples) -> None:
-    state = engine.resolve(examples, "staging")
+    state = api.resolve(examples, "staging")
     assert (state.environment, state.client) == ("staging", "acme-staging")
     assert [str(a) for a in state.resources] == [
         "Brain/acme-assistant",
@@ -44,7 +43,7 @@ def test_desired_state_addresses_are_sorted(examples) -> None:
 
 
 def test_character_spec_is_canonical_with_refs(examples) -> None:
-    state = engine.resolve(examples, "prod")
+    state = api.resolve(examples, "prod")
     sam = state.resources[Address("Character", "sam-support")]
     assert dict(sam.spec) == {
         "displayName": "Sam",
@@ -69,7 +68,7 @@ def test_character_spec_is_canonical_with_refs(examples) -> None:
 
 
 def test_inline_resources_are_their_own_resources(examples) -> None:
-    state = engine.resolve(examples, "prod")
+    state = api.resolve(examples, "prod")
     jo = state.resources[Address("Character", "jo-onboarding")]
     assert (jo.spec["voice"], jo.spec["brain"], jo.spec["search"]) == (
         "jo-onboarding.voice",
@@ -91,8 +90,8 @@ def test_inline_resources_are_their_own_resources(examples) -> None:
 
 
 def test_vars_differ_per_environment_and_placeholders_stay(examples) -> None:
-    prod = engine.resolve(examples, "prod").resources[Address("Brain", "acme-assistant")]
-    local = engine.resolve(examples, "local").resources[Address("Brain", "acme-assistant")]
+    prod = api.resolve(examples, "prod").resources[Address("Brain", "acme-assistant")]
+    local = api.resolve(examples, "local").resources[Address("Brain", "acme-assistant")]
     assert prod.spec["greetingMessage"] == (
         "Hi {{ customer_name }}! I'm {{ agent_name }} from Acme Outfitters. How can I help?"
     )
@@ -102,7 +101,7 @@ def test_vars_differ_per_environment_and_placeholders_stay(examples) -> None:
 
 
 def test_knowledge_base_documents_are_hashed_files(examples) -> None:
-    state = engine.resolve(examples, "prod")
+    state = api.resolve(examples, "prod")
     kb = state.resources[Address("KnowledgeBase", "acme-help")]
     assert dict(kb.spec) == {
         "displayName": "Acme Outfitters help center",
@@ -133,7 +132,7 @@ def test_knowledge_base_documents_are_hashed_files(examples) -> None:
 
 
 def test_presets(examples) -> None:
-    preset = engine.resolve(examples, "prod").presets["sales-advice"]
+    preset = api.resolve(examples, "prod").presets["sales-advice"]
     assert isinstance(preset, Preset)
     assert (preset.key, preset.character, preset.max_seconds, preset.prompt_ctx) == (
         "sales-advice",
@@ -148,14 +147,14 @@ def test_presets(examples) -> None:
 
 
 def test_render_preset_per_environment_with_caller_values(examples) -> None:
-    assert engine.render_preset(examples, "prod", "sales-advice", {}) == {
+    assert api.render_preset(examples, "prod", "sales-advice", {}) == {
         "agent_name": "Riley",
         "agent_role": "gear advisor",
         "customer_name": "there",
         "focus": "Recommend gear for their next trip; ask about\nseason, group size and budget "
         "first. Current promotion: 10% off all tents until Sunday.",
     }
-    staging = engine.render_preset(
+    staging = api.render_preset(
         examples,
         "staging",
         "sales-advice",
@@ -164,7 +163,7 @@ def test_render_preset_per_environment_with_caller_values(examples) -> None:
     assert staging["customer_name"] == "Ann"
     assert staging["focus"].startswith("Recommend gear for winter camping;")
     assert staging["focus"].endswith("10% off tents (staging copy).")
-    assert engine.render_preset(examples, "local", "onboarding-welcome", {"plan": "Summit"}) == {
+    assert api.render_preset(examples, "local", "onboarding-welcome", {"plan": "Summit"}) == {
         "customer_name": "there",
         "plan": "Summit",
     }
@@ -172,32 +171,16 @@ def test_render_preset_per_environment_with_caller_values(examples) -> None:
 
 def test_render_preset_refuses_reserved_and_unknown(examples) -> None:
     with pytest.raises(SessionError, match=r"^caller values cannot be named vars: "):
-        engine.render_preset(examples, "prod", "sales-advice", {"vars": {}})
+        api.render_preset(examples, "prod", "sales-advice", {"vars": {}})
     with pytest.raises(SessionError) as caught:
-        engine.render_preset(examples, "prod", "nope", {})
+        api.render_preset(examples, "prod", "nope", {})
     assert str(caught.value) == (
         "no ConversationPreset 'nope' (known: onboarding-welcome, sales-advice, support-default)"
     )
 
 
-def test_dependency_levels_put_leaves_first(examples) -> None:
-    levels = dependency_levels(engine.resolve(examples, "prod"))
-    assert [[str(a) for a in level] for level in levels] == [
-        [
-            "Brain/acme-assistant",
-            "Brain/jo-onboarding.brain",
-            "Face/tommy",
-            "KnowledgeBase/acme-help",
-            "Voice/bright-puck",
-            "Voice/calm-kore",
-            "Voice/jo-onboarding.voice",
-        ],
-        ["Character/jo-onboarding", "Character/riley-sales", "Character/sam-support"],
-    ]
-
-
 def test_resolution_is_deterministic(examples) -> None:
-    assert engine.resolve(examples, "prod") == engine.resolve(examples, "prod")
+    assert api.resolve(examples, "prod") == api.resolve(examples, "prod")
 
 
 # --- small projects ------------------------------------------------------------
@@ -212,7 +195,7 @@ def make(tmp_path: Path, manifests: str, project: str | None = None):
         "  prod: {apiKeyEnv: KEY, vars: {company: Acme Inc}}\n"
     )
     (tmp_path / "m.yaml").write_text(manifests)
-    return engine.load_project(tmp_path)
+    return api.load_project(tmp_path)
 
 
 CHARACTER = """\
@@ -233,14 +216,14 @@ def test_secret_substitutions_mark_sensitive_fields(
 ) -> None:
     monkeypatch.setenv("ACME_AGENT", "s3cr3t-value")
     project = make(tmp_path, CHARACTER)
-    state = engine.resolve(project, "prod")
+    state = api.resolve(project, "prod")
     tommy = state.resources[Address("Character", "tommy")]
     assert tommy.spec["elevenlabsAgentId"] == "agent-s3cr3t-value"
     assert tommy.sensitive_fields == frozenset({"elevenlabsAgentId"})
     brain = state.resources[Address("Brain", "tommy.brain")]
     assert brain.sensitive_fields == frozenset({"instructions"})
     assert brain.spec["instructions"] == "Work for Acme Inc; id s3cr3t-value"
-    rendered = engine.render(project, "prod")
+    rendered = api.render(project, "prod")
     assert "s3cr3t" not in rendered
     assert "elevenlabsAgentId: '***'" in rendered
 
@@ -253,12 +236,12 @@ def test_unset_env_warns_in_validate_but_fails_resolve(
     message = (
         "${env.ACME_AGENT} is not set (environment 'prod'): set it in the environment or in .env"
     )
-    assert [str(d) for d in engine.validate(project, "prod")] == [
+    assert [str(d) for d in api.validate(project, "prod")] == [
         f"m.yaml:6:29: warning: {message}",
         f"m.yaml:8:49: warning: {message}",
     ]
     with pytest.raises(ManifestError) as caught:
-        engine.resolve(project, "prod")
+        api.resolve(project, "prod")
     assert [str(d) for d in caught.value.diagnostics] == [
         f"m.yaml:6:29: {message}",
         f"m.yaml:8:49: {message}",
@@ -269,8 +252,8 @@ def test_dotenv_feeds_env_substitutions(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.delenv("ACME_AGENT", raising=False)
     project = make(tmp_path, CHARACTER)
     (tmp_path / ".env").write_text("ACME_AGENT=from-dotenv\n")
-    project = engine.load_project(tmp_path)
-    tommy = engine.resolve(project, "local").resources[Address("Character", "tommy")]
+    project = api.load_project(tmp_path)
+    tommy = api.resolve(project, "local").resources[Address("Character", "tommy")]
     assert tommy.spec["elevenlabsAgentId"] == "agent-from-dotenv"
 
 
@@ -282,13 +265,13 @@ def test_substituted_values_are_validated_with_the_environment_named(tmp_path: P
         "  a: {emulator: true, vars: {voice: Puck}}\n  b: {emulator: true, vars: {voice: Pukc}}\n",
     )
     with pytest.raises(ManifestError) as caught:
-        engine.validate(project)
+        api.validate(project)
     assert [str(d) for d in caught.value.diagnostics] == [
         "m.yaml:1:1: warning: Voice 'v' is not used by any Character",
         "m.yaml:4:13: voice identity 'Pukc' is not one of the 30 Equos voices "
         "(did you mean 'Puck'?) (environment 'b')",
     ]
-    assert engine.resolve(project, "a").resources[Address("Voice", "v")].spec["identity"] == "Puck"
+    assert api.resolve(project, "a").resources[Address("Voice", "v")].spec["identity"] == "Puck"
 
 
 def test_unused_resources_and_vars_are_warnings(tmp_path: Path) -> None:
@@ -299,7 +282,7 @@ def test_unused_resources_and_vars_are_warnings(tmp_path: Path) -> None:
         "kind: ConversationPreset\nname: p\nspec:\n  character: c\n"
         "  promptTemplateVars: {x: '1'}\n",
     )
-    assert [str(d) for d in engine.validate(project, "local")] == [
+    assert [str(d) for d in api.validate(project, "local")] == [
         "m.yaml:1:1: warning: Voice 'spare' is not used by any Character",
         "m.yaml:13:24: warning: promptTemplateVars.x is not used: Character 'c' (it has no brain) "
         "has no {{ x }} placeholder",
@@ -316,11 +299,11 @@ def test_a_missing_template_variable_fails_validate_not_the_session(tmp_path: Pa
         "manifests: ['*.yaml']\nenvironments:\n"
         "  staging: {emulator: true, vars: {team: blue}}\n  prod: {emulator: true}\n",
     )
-    assert engine.validate(project, "staging") == []
+    assert api.validate(project, "staging") == []
     with pytest.raises(ManifestError) as caught:
-        engine.validate(project)
+        api.validate(project)
     assert [str(d) for d in caught.value.diagnostics] == [
         "m.yaml:13:10: promptTemplateVars.who: {{ vars.team }} is not defined for environment 'prod'"
     ]
     with pytest.raises(ManifestError):
-        engine.render_preset(project, "prod", "p", {})
+        api.render_preset(project, "prod", "p", {})

@@ -1,18 +1,13 @@
-"""Fixtures for the renderer tests; the sample data lives in output_samples.py."""
+"""Fixtures for the renderer tests; the sample data lives in support/output_samples.py."""
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-# Lets the tests import their builders (importlib mode adds no paths).
-sys.path.insert(0, str(Path(__file__).parent))
-
-from output_samples import empty_plan, sample_plan, sample_report
+from support.output_samples import empty_plan, sample_plan, sample_report
 
 from avatarsync import secret
 from avatarsync.planning.plan import Plan
@@ -22,9 +17,10 @@ GOLDEN_DIR = Path(__file__).parent / "golden"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_secrets() -> Iterator[None]:
     # Secrets registered by one test must not scrub another test's output.
-    monkeypatch.setattr(secret, "_registered", set())
+    with secret.scope():
+        yield
 
 
 @pytest.fixture(name="sample_plan")

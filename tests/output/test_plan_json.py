@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, big_plan, empty_plan, sample_plan
+from support.output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, big_plan, empty_plan, sample_plan
 
 from avatarsync.output import render_plan_json
 from avatarsync.planning.plan import FORMAT_VERSION, Plan

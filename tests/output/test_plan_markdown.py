@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, big_plan, make_plan
+from support.output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, big_plan, make_plan
 
 from avatarsync.output import render_plan_markdown
 from avatarsync.planning.plan import Action, Change, FieldChange, Plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, make_plan
+from support.output_samples import LIVE_AGENT_ID, REAL_AGENT_ID, make_plan
 
 from avatarsync.output import render_plan_json, render_plan_text
 from avatarsync.planning.plan import Action, Change, FieldChange, Plan

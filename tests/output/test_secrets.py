@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from output_samples import OLD_INSTRUCTIONS, make_plan
+from support.output_samples import OLD_INSTRUCTIONS, make_plan
 
 from avatarsync.output import (
     format_progress,

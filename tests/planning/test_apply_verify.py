@@ -7,12 +7,12 @@ import asyncio
 import itertools
 from typing import Any
 
-from planfixtures import desired, res
+from support.plans import desired, res
 
 from avatarsync.planning.apply import apply_plan
 from avatarsync.planning.builder import PlanOptions, build_plan
 from avatarsync.planning.live import LiveState
-from avatarsync.resources import Kind
+from avatarsync.resources import Kind, LiveResource
 from avatarsync.state import StateStore
 
 _ids = itertools.count(1)
@@ -21,11 +21,13 @@ _ids = itertools.count(1)
 class TruncatingApi:
     """A narrow fake: stores what it is sent, but cuts brain instructions at 10 chars."""
 
-    async def create(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
-        obj = {**body, "id": f"id{next(_ids)}", "createdAt": "t", "updatedAt": "t"}
+    async def create_resource(
+        self, kind: Kind, spec: dict[str, Any], *, link_ids: Any = None, client: str
+    ) -> LiveResource:
+        stored = dict(spec)
         if kind is Kind.BRAIN:
-            obj["instructions"] = body["instructions"][:10]
-        return obj
+            stored["instructions"] = spec["instructions"][:10]
+        return LiveResource(kind, f"id{next(_ids)}", stored, "t", "t", client)
 
 
 def test_a_field_the_server_changed_is_reported(tmp_path):

@@ -146,7 +146,9 @@ def test_render_errors(cli) -> None:
 def test_render_refuses_a_broken_project_with_all_errors(cli) -> None:
     result = cli("render", "--env", "local", cwd=REPO / "tests/corpus/unknown-voice")
     assert result.code == 1
-    assert result.err.splitlines()[0] == "3 error(s) in manifests"
+    # One reporter for every command: each diagnostic, then the count.
+    assert len(result.diagnostic_lines) == 3
+    assert result.err.splitlines()[-1] == "3 errors, 0 warnings"
 
 
 def test_init_then_validate_then_render(cli, tmp_path: Path) -> None:

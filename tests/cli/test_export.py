@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness import CLIENT
+from support.e2e import CLIENT
 
 
 def test_export_then_plan_shows_no_changes(project, tmp_path):

@@ -13,13 +13,13 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from planfixtures import res
+from support.plans import res
 
 from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
 from avatarsync.planning.apply import apply_plan
 from avatarsync.planning.builder import PlanOptions, build_plan
-from avatarsync.planning.live import api_body, fetch_live, natural_key
-from avatarsync.providers.equos import EquosClient
+from avatarsync.planning.live import fetch_live, natural_key
+from avatarsync.providers.equos import EquosClient, to_body
 from avatarsync.resources import API_KINDS, Address, DesiredState, Kind
 from avatarsync.secret import Secret
 from avatarsync.state import ResourceState, StateStore
@@ -118,7 +118,7 @@ def test_apply_then_plan_is_empty(server, tmp_path_factory, resources, data):
                 if r.kind == "Character" and None in links.values():
                     continue  # its target was not pre-created
                 obj = await client.create(
-                    Kind(r.kind), api_body(r.kind, spec, link_ids=links, client=client_tag)
+                    Kind(r.kind), to_body(r.kind, spec, link_ids=links, client=client_tag)
                 )
                 ids[r.address] = obj["id"]
                 preexisting.add(obj["id"])

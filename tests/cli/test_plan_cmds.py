@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from harness import CLIENT, SENTINEL_KEY, E2EProject
+from support.e2e import CLIENT, SENTINEL_KEY, E2EProject
 
 from avatarsync.state import StateStore
 

@@ -11,7 +11,7 @@ import asyncio
 from collections import Counter
 
 import pytest
-from planfixtures import CLIENT, desired, doc, res
+from support.plans import CLIENT, desired, doc, res
 
 from avatarsync.emulator import DEFAULT_API_KEY
 from avatarsync.planning.apply import apply_plan

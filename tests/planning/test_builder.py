@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from planfixtures import desired, doc, live, raw, res, state
+from support.plans import desired, doc, live, raw, res, state
 
 from avatarsync.errors import PlanError, UnsafePlanError
 from avatarsync.planning.builder import PlanOptions, build_plan, resource_fingerprint
@@ -109,10 +109,13 @@ def test_prune_deletes_characters_before_what_they_link():
 def test_deleting_everything_needs_an_explicit_flag():
     lv = live(("Brain", raw("Brain", "b1")))
     s = state(Brain__support="b1")
+    unsafe = plan(desired(), lv, s, prune=True)
+    assert actions(unsafe) == {"Brain/support": "delete"}  # built, so it can be shown
     with pytest.raises(UnsafePlanError, match="would delete all 1 managed"):
-        plan(desired(), lv, s, prune=True)
+        unsafe.check_safety()
     p = plan(desired(), lv, s, prune=True, allow_delete_all=True)
     assert actions(p) == {"Brain/support": "delete"}
+    p.check_safety()
 
 
 def test_drift_is_flagged_when_git_did_not_change():

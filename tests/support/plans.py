@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from avatarsync.planning.live import LiveState
+from avatarsync.providers.equos import to_live
 from avatarsync.resources import (
     REFERENCE_FIELDS,
     Address,
@@ -120,7 +121,7 @@ def raw(kind: str, id: str, *, updated: str = "2026-01-01T00:00:00.000Z", **fiel
 
 
 def live(*objects: tuple[str, dict]) -> LiveState:
-    return LiveState.from_api((Kind(k), o) for k, o in objects)
+    return LiveState.of(to_live(Kind(k), o) for k, o in objects)
 
 
 def state(**ids: str) -> State:

@@ -1,0 +1,730 @@
+"""The Python API: everything the CLI does, as plain calls. The CLI only parses and prints.
+
+Two parts, like the flow:
+
+- project functions: `load_project`, `validate`, `resolve`, `render`,
+  `render_preset`, `init_project`, `write_schemas`/`check_schemas`, and the
+  saved-plan files (`save_plan_file`, `load_plan_file`);
+- `Workspace`: one environment, opened (its API endpoint, its state store,
+  the embedded emulator when the environment asks for one), with `plan`,
+  `apply`, `import_state` and `export`. Each has an `_async` twin for
+  callers already inside an event loop; the plain ones run their own loop.
+
+    project = load_project(Path("."))
+    with Workspace(project, "staging") as ws, ws.locked():
+        run = ws.plan(PlanOptions(prune=True))
+        report = ws.apply(run.plan)
+
+Errors are `AvatarsyncError`s (a `ManifestError` carries every diagnostic at
+once); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from importlib import resources as package_files
+from pathlib import Path
+from typing import Any
+
+from avatarsync.catalog import EQUOS_DEFAULT_URL
+from avatarsync.errors import (
+    AvatarsyncError,
+    Diagnostic,
+    ManifestError,
+    PlanError,
+    ProjectError,
+    ScaffoldError,
+    SessionError,
+    StalePlanError,
+    UnknownAddressError,
+)
+from avatarsync.manifests.lint import lint, preset_context
+from avatarsync.manifests.loader import dump_yaml, load_file
+from avatarsync.manifests.manifest_set import ManifestSet, load_manifests
+from avatarsync.manifests.project import Environment, Project, find_project
+from avatarsync.manifests.resolve import FileDigest, Resolution, resolve_environment
+from avatarsync.manifests.schema import generate_schemas
+from avatarsync.manifests.templating import CONTEXT_NAMES, TemplateFailure, render_template
+from avatarsync.planning.apply import apply_plan
+from avatarsync.planning.builder import (
+    PlanOptions,
+    build_plan,
+    desired_fingerprint,
+    resource_fingerprint,
+)
+from avatarsync.planning.export import ExportResult, export_manifests
+from avatarsync.planning.live import fetch_live
+from avatarsync.planning.plan import Action, Plan
+from avatarsync.planning.report import ApplyReport, Outcome
+from avatarsync.providers.equos import EquosClient
+from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
+from avatarsync.secret import MASK, Secret
+from avatarsync.state import DocumentState, ResourceState, State, StateStore
+
+__all__ = [
+    "ImportReport",
+    "PlanOptions",
+    "PlanRun",
+    "Workspace",
+    "check_schemas",
+    "init_project",
+    "load_plan_file",
+    "load_project",
+    "load_values",
+    "parse_assignments",
+    "render",
+    "render_preset",
+    "resolve",
+    "save_plan_file",
+    "validate",
+    "write_schemas",
+]
+
+
+# --- manifests: load, validate, resolve, render ------------------------------------
+
+
+def load_project(directory: Path | None = None, project_file: Path | None = None) -> Project:
+    """The project for a directory (searching upwards) or an explicit project file."""
+    return find_project(directory, project_file)
+
+
+def load_manifest_set(project: Project) -> tuple[ManifestSet, list[Diagnostic]]:
+    """Every manifest document of the project, plus warnings about the globs."""
+    files, warnings = project.manifest_files()
+    return load_manifests(files), warnings
+
+
+def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
+    """Check everything offline for one environment (or all of them).
+
+    Returns the warnings; raises ManifestError with every error (and the
+    warnings) at once. An unset `${env.X}` is only a warning here, so CI can
+    validate without every environment's secrets.
+    """
+    names = [project.environment(env_name).name] if env_name else list(project.environments)
+    manifests, found = load_manifest_set(project)
+    found += manifests.diagnostics
+    digests: dict[Path, FileDigest] = {}
+    for name in names:
+        resolution, problems = _resolve(project, name, manifests, offline=True, digests=digests)
+        found += problems
+        if resolution is not None:
+            found += lint(project, resolution)
+    diagnostics = sorted(set(found))
+    if any(d.severity == "error" for d in diagnostics):
+        raise ManifestError(diagnostics)
+    return diagnostics
+
+
+def resolve(project: Project, env_name: str) -> DesiredState:
+    """The desired state of one environment; ManifestError lists every problem."""
+    return resolve_environment_full(project, env_name).state
+
+
+def resolve_environment_full(project: Project, env_name: str) -> Resolution:
+    """Like `resolve`, keeping what renders and checks need (sources, labels).
+
+    Prompt templates are checked too: a broken preset fails here, not when a
+    session starts.
+    """
+    manifests, _ = load_manifest_set(project)
+    resolution, problems = _resolve(project, env_name, manifests, offline=False, digests={})
+    problems = list(manifests.diagnostics) + problems
+    if resolution is not None:
+        problems += lint(project, resolution)
+    errors = sorted({d for d in problems if d.severity == "error"})
+    if errors or resolution is None:
+        raise ManifestError(errors)
+    return resolution
+
+
+def render_preset(
+    project: Project, env_name: str, preset_key: str, values: Mapping[str, Any]
+) -> dict[str, str]:
+    """The final `promptTemplateVars` of a preset in one environment.
+
+    `values` are the caller's (command line, session start); they cannot
+    replace vars, env or character.
+    """
+    resolution = resolve_environment_full(project, env_name)
+    return _render_preset(project, resolution, preset_key, values)
+
+
+def render(
+    project: Project,
+    env_name: str,
+    address: str | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> str:
+    """YAML of the resolved desired state (secrets masked) and rendered presets.
+
+    `address` (`Kind/name`, kind case-insensitive) limits the output to one
+    resource or preset.
+    """
+    resolution = resolve_environment_full(project, env_name)
+    state = resolution.state
+    wanted = _parse_address(address, state) if address else None
+    documents: list[dict[str, Any]] = []
+    for resource_address, resource in state.resources.items():
+        if wanted is None or wanted == resource_address:
+            documents.append(_resource_document(project, resource))
+    for key, preset in state.presets.items():
+        if wanted is None or wanted == Address(Kind.CONVERSATION_PRESET.value, key):
+            rendered = _render_preset(project, resolution, key, values or {})
+            spec: dict[str, Any] = {
+                "character": preset.character,
+                "maxSeconds": preset.max_seconds,
+                "promptCtx": preset.prompt_ctx,
+                "promptTemplateVars": rendered,
+            }
+            documents.append({"kind": Kind.CONVERSATION_PRESET.value, "name": key, "spec": spec})
+    env = resolution.environment
+    header = f"# avatarsync render: environment '{env.name}', client '{env.client}'\n"
+    if not documents:
+        return header
+    return header + dump_yaml(documents, documents=True)
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    """`key=value` pairs (from --set) as a mapping; dotted keys nest:
+    `customer.name=Ann` gives {"customer": {"name": "Ann"}}. Values are text."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SessionError(f"--set expects key=value, got '{item}'")
+        parts = key.strip().split(".")
+        target = result
+        for part in parts[:-1]:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                raise SessionError(f"--set {key}: '{part}' is already set to a value")
+            target = nested
+        target[parts[-1]] = value
+    return result
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    """A YAML mapping of caller values (--values FILE)."""
+    loaded = load_file(path, str(path))
+    if loaded.diagnostics:
+        raise ManifestError(loaded.diagnostics)
+    if not loaded.documents:
+        return {}
+    data = loaded.documents[0].data
+    if len(loaded.documents) > 1 or not isinstance(data, dict):
+        raise SessionError(f"{path}: a values file holds one mapping of name: value")
+    return data
+
+
+def _resolve(
+    project: Project,
+    env_name: str,
+    manifests: ManifestSet,
+    *,
+    offline: bool,
+    digests: dict[Path, FileDigest],
+) -> tuple[Resolution | None, list[Diagnostic]]:
+    env = project.environment(env_name)
+    # A file that could not be read hides its resources: saying that links
+    # to them dangle would only bury the real error.
+    partial = any(d.severity == "error" for d in manifests.diagnostics)
+    return resolve_environment(
+        project, env, manifests, offline=offline, digests=digests, partial=partial
+    )
+
+
+def _render_preset(
+    project: Project, resolution: Resolution, preset_key: str, values: Mapping[str, Any]
+) -> dict[str, str]:
+    state = resolution.state
+    preset = state.presets.get(preset_key)
+    if preset is None:
+        known = ", ".join(state.presets) or "none"
+        raise SessionError(f"no ConversationPreset '{preset_key}' (known: {known})")
+    reserved = sorted(set(values) & set(CONTEXT_NAMES))
+    if reserved:
+        raise SessionError(
+            f"caller values cannot be named {', '.join(reserved)}: "
+            "those names are the environment's vars, env and the character"
+        )
+    context = preset_context(project, resolution, preset, values)
+    doc = resolution.preset_documents[preset_key]
+    rendered: dict[str, str] = {}
+    for name, template in preset.prompt_template_vars.items():
+        try:
+            rendered[name] = render_template(template, context, names="pass it with --set")
+        except TemplateFailure as failure:
+            path = ("spec", "promptTemplateVars", name)
+            at = doc.source.locate_line(
+                path, doc.data["spec"]["promptTemplateVars"][name], failure.line
+            )
+            raise SessionError(
+                f"{at}: ConversationPreset '{preset_key}' promptTemplateVars.{name}: "
+                f"{failure.describe(resolution.environment.name)}"
+            ) from None
+    return rendered
+
+
+def _parse_address(text: str, state: DesiredState) -> Address:
+    try:
+        address = Address.parse(text)
+    except ValueError as exc:
+        raise UnknownAddressError(f"{exc} (e.g. Character/tommy)") from None
+    kinds = {kind.value.lower(): kind.value for kind in Kind}
+    kind = kinds.get(address.kind.lower())
+    if kind is None:
+        raise UnknownAddressError(
+            f"unknown kind '{address.kind}' in '{text}'; expected one of: "
+            + ", ".join(k.value for k in Kind)
+        )
+    address = Address(kind, address.key)
+    known = set(state.resources) | {
+        Address(Kind.CONVERSATION_PRESET.value, key) for key in state.presets
+    }
+    if address not in known:
+        same_kind = sorted(a.key for a in known if a.kind == kind)
+        listing = ", ".join(same_kind) or "none"
+        raise UnknownAddressError(
+            f"{address} is not defined in environment '{state.environment}' "
+            f"({kind} keys: {listing})"
+        )
+    return address
+
+
+def _resource_document(project: Project, resource: DesiredResource) -> dict[str, Any]:
+    spec = {
+        name: (MASK if name in resource.sensitive_fields and value is not None else value)
+        for name, value in resource.spec.items()
+    }
+    if resource.documents:
+        spec["documents"] = [
+            {
+                "name": document.name,
+                "description": document.description,
+                "mimeType": document.mime_type,
+                "path": project.display(document.path),
+                "size": document.size,
+                "sha256": document.sha256,
+            }
+            for document in resource.documents
+        ]
+    doc: dict[str, Any] = {"kind": resource.kind, "name": resource.key}
+    if resource.inline_owner is not None:
+        doc["inlineOf"] = str(resource.inline_owner)
+    doc["spec"] = spec
+    return doc
+
+
+# --- scaffolding and schemas ------------------------------------------------------
+
+_SCAFFOLD_FILES = ("avatarsync.yaml", "characters/assistant.yaml")
+_GITIGNORE = ".avatarsync/\n.env\n.env.*\n"
+
+
+def init_project(directory: Path, name: str | None = None) -> list[Path]:
+    """Write a small project that validates into `directory`; never overwrite.
+
+    Returns the files written. The schemas go to `schemas/` so editors
+    validate the files at once.
+    """
+    directory = directory.resolve()
+    project_name = name or _default_name(directory)
+    planned: dict[Path, str] = {}
+    scaffold = package_files.files("avatarsync") / "scaffold"
+    for relative in _SCAFFOLD_FILES:
+        text = (scaffold / relative).read_text(encoding="utf-8")
+        planned[directory / relative] = text.replace("__PROJECT_NAME__", project_name)
+    for schema_name, text in generate_schemas().items():
+        planned[directory / "schemas" / schema_name] = text
+    existing = sorted(str(path) for path in planned if path.exists())
+    if existing:
+        raise ScaffoldError(
+            "init does not overwrite files; already present: " + ", ".join(existing)
+        )
+    gitignore = directory / ".gitignore"
+    if not gitignore.exists():
+        planned[gitignore] = _GITIGNORE
+    written: list[Path] = []
+    for path, text in planned.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def write_schemas(out_dir: Path) -> list[Path]:
+    """Write every JSON Schema into `out_dir`; returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in generate_schemas().items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def check_schemas(out_dir: Path) -> list[str]:
+    """Names of schema files in `out_dir` that are missing or out of date."""
+    stale = []
+    for name, text in generate_schemas().items():
+        path = out_dir / name
+        try:
+            current = path.read_text(encoding="utf-8")
+        except OSError:
+            current = None
+        if current != text:
+            stale.append(name)
+    return stale
+
+
+def _default_name(directory: Path) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in directory.name)
+    return cleaned.strip("-_") or "avatars"
+
+
+# --- one environment: plan, apply, import, export --------------------------------
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    plan: Plan
+    requests: int  # API requests the plan made (all reads)
+
+
+@dataclass
+class ImportReport:
+    environment: str
+    adopted: list[tuple[Address, str]] = field(default_factory=list)
+    already: list[Address] = field(default_factory=list)
+    unmatched_desired: list[Address] = field(default_factory=list)
+    unmatched_live: list[tuple[str, str]] = field(default_factory=list)  # (kind, id)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Workspace:
+    """One environment, opened: API endpoint, state store, optional emulator.
+
+    `env` is an environment name (or an `Environment` of `project`). The
+    desired state is resolved once, on first use. An environment with
+    `emulator: true` and no `url` gets the embedded emulator, started for as
+    long as the workspace is open and persisted next to the state
+    (`.avatarsync/emulator/<env>.sqlite`), so plan and apply in separate
+    processes see the same organisation.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        env: str | Environment,
+        *,
+        parallelism: int = 10,
+        client_factory: Callable[[str, Secret, int], EquosClient] | None = None,
+    ) -> None:
+        self.project = project
+        self.env = project.environment(env) if isinstance(env, str) else env
+        self.parallelism = parallelism
+        self.store = StateStore(
+            self.env.state_path, environment=self.env.name, client=self.env.client
+        )
+        self._client_factory = client_factory or (
+            lambda url, key, n: EquosClient(url, key, max_concurrency=n)
+        )
+        self._stack = ExitStack()
+        self.base_url: str | None = None
+        self._key: Secret | None = None
+
+    def __enter__(self) -> Workspace:
+        env = self.env
+        if env.emulator and not env.url:
+            from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
+
+            db = self.project.root / ".avatarsync" / "emulator" / f"{env.name}.sqlite"
+            db.parent.mkdir(parents=True, exist_ok=True)
+            server = EmulatorServer(EmulatorConfig(db=str(db))).start()
+            self._stack.callback(server.stop)
+            self.base_url, self._key = server.url, Secret(DEFAULT_API_KEY)
+        else:
+            key = self.project.api_key(env)
+            if key is None:
+                raise ProjectError(
+                    f"environment {env.name!r} needs an API key: set the environment variable "
+                    f"{env.api_key_env or '(apiKeyEnv is not set in the project file)'} "
+                    "or put it in .env"
+                )
+            self.base_url, self._key = env.url or EQUOS_DEFAULT_URL, key
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @cached_property
+    def desired(self) -> DesiredState:
+        """The manifests resolved for this environment (ManifestError lists every problem)."""
+        return resolve(self.project, self.env.name)
+
+    def client(self) -> EquosClient:
+        """A new API client for this environment (use as `async with`)."""
+        if self.base_url is None or self._key is None:
+            raise AvatarsyncError("open the workspace first: `with Workspace(...) as ws:`")
+        return self._client_factory(self.base_url, self._key, self.parallelism)
+
+    @contextmanager
+    def locked(self, timeout: float = 0.0) -> Iterator[None]:
+        """Hold the environment's state lock (LockError after `timeout` seconds)."""
+        with self.store.locked(timeout):
+            yield
+
+    # -- plan --------------------------------------------------------------
+
+    def plan(self, options: PlanOptions | None = None) -> PlanRun:
+        """What apply would change. Reads only; never refuses (see `Plan.check_safety`)."""
+        return asyncio.run(self.plan_async(options))
+
+    async def plan_async(self, options: PlanOptions | None = None) -> PlanRun:
+        desired = self.desired
+        state = self.store.load()
+        self._check_client(state)
+        async with self.client() as client:
+            live = await fetch_live(client, self.env.client)
+            requests = client.total_requests
+        plan = build_plan(
+            desired,
+            live,
+            state,
+            options=options or PlanOptions(),
+            plan_id=uuid.uuid4().hex,
+            created_at=_now(),
+            protected=self.env.protect,
+        )
+        return PlanRun(plan, requests)
+
+    def _check_client(self, state: State) -> None:
+        if state.resources and state.client != self.env.client:
+            raise ProjectError(
+                f"state for {self.env.name!r} was written for client {state.client!r} but the "
+                f"project now says {self.env.client!r}; changing an environment's client would "
+                "orphan everything it manages"
+            )
+
+    # -- apply -------------------------------------------------------------
+
+    def apply(
+        self,
+        plan: Plan,
+        *,
+        saved: bool = False,
+        allow_destroy: bool = False,
+        allow_delete_all: bool | None = None,
+        confirm: Callable[[Plan], bool] | None = None,
+        on_outcome: Callable[[Outcome], None] = lambda _: None,
+    ) -> ApplyReport:
+        """Apply `plan`; call under `locked()`.
+
+        The plan's safety is checked first (UnsafePlanError: a protected
+        environment's deletes and replaces need `allow_destroy`, emptying the
+        environment needs `allow_delete_all`); a `saved` plan (from a file) is
+        also checked against the state, manifests and live state it was made
+        from. Then `confirm(plan)`, when given, may still say no
+        (AvatarsyncError "Aborted"); nothing was written by then.
+        """
+        return asyncio.run(
+            self.apply_async(
+                plan,
+                saved=saved,
+                allow_destroy=allow_destroy,
+                allow_delete_all=allow_delete_all,
+                confirm=confirm,
+                on_outcome=on_outcome,
+            )
+        )
+
+    async def apply_async(
+        self,
+        plan: Plan,
+        *,
+        saved: bool = False,
+        allow_destroy: bool = False,
+        allow_delete_all: bool | None = None,
+        confirm: Callable[[Plan], bool] | None = None,
+        on_outcome: Callable[[Outcome], None] = lambda _: None,
+    ) -> ApplyReport:
+        desired = self.desired
+        plan.check_safety(
+            protect=self.env.protect,
+            allow_destroy=allow_destroy,
+            allow_delete_all=allow_delete_all,
+        )
+        state = self.store.load()
+        async with self.client() as client:
+            if saved:
+                await self._check_fresh(plan, desired, state, client)
+            if confirm is not None and not confirm(plan):
+                raise AvatarsyncError("Aborted: nothing was applied.")
+            before = client.total_requests
+            report = await apply_plan(
+                plan,
+                desired,
+                client,
+                self.store,
+                state,
+                parallelism=self.parallelism,
+                on_outcome=on_outcome,
+            )
+            report.requests = client.total_requests - before
+        if report.ok:
+            state.applied_plans.append(plan.plan_id)
+            self.store.save(state)
+        return report
+
+    async def _check_fresh(
+        self, plan: Plan, desired: DesiredState, state: State, client: EquosClient
+    ) -> None:
+        if plan.environment != self.env.name:
+            raise PlanError(
+                f"the saved plan is for environment {plan.environment!r}, not {self.env.name!r}"
+            )
+        if plan.plan_id in state.applied_plans:
+            raise StalePlanError("this saved plan has already been applied; make a new plan")
+        # An empty state has no lineage yet (it is made on first save).
+        moved = plan.state_serial != state.serial or (
+            state.serial > 0 and plan.state_lineage != state.lineage
+        )
+        if moved:
+            raise StalePlanError(
+                "the state changed since this plan was saved (another apply ran); make a new plan"
+            )
+        if desired_fingerprint(desired) != plan.desired_fingerprint:
+            raise StalePlanError("the manifests changed since this plan was saved; make a new plan")
+        live = await fetch_live(client, self.env.client)
+        if live.fingerprint() != plan.live_fingerprint:
+            raise StalePlanError(
+                "live resources changed since this plan was saved (edited outside this plan); "
+                "make a new plan"
+            )
+
+    # -- export ------------------------------------------------------------
+
+    def export(self, out_dir: Path) -> ExportResult:
+        """Write manifests, a project file and state for everything live with
+        this environment's client into `out_dir`; refuses to overwrite files."""
+        return asyncio.run(self.export_async(out_dir))
+
+    async def export_async(self, out_dir: Path) -> ExportResult:
+        async with self.client() as client:
+            live = await fetch_live(client, self.env.client)
+        result = export_manifests(live)
+        files = dict(result.files)
+        if not (out_dir / "avatarsync.yaml").exists():
+            files["avatarsync.yaml"] = _project_file(self.env)
+        clashes = [p for p in files if (out_dir / p).exists()]
+        if clashes:
+            raise ProjectError(
+                f"export would overwrite {', '.join(sorted(clashes))} in {out_dir}; "
+                "export into an empty directory"
+            )
+        for rel, text in files.items():
+            path = out_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        state = State(environment=self.env.name, client=self.env.client)
+        for address, remote_id in result.ids.items():
+            current = live.get(address.kind, remote_id)
+            state.resources[address] = ResourceState(
+                remote_id, None, current.updated_at if current else None
+            )
+        store = StateStore(
+            out_dir / ".avatarsync" / "state" / f"{self.env.name}.json",
+            environment=self.env.name,
+            client=self.env.client,
+        )
+        store.save(state)
+        return result
+
+    # -- import ------------------------------------------------------------
+
+    def import_state(self) -> ImportReport:
+        """Adopt live resources into state by natural key; write nothing remote."""
+        return asyncio.run(self.import_state_async())
+
+    async def import_state_async(self) -> ImportReport:
+        desired = self.desired
+        state = self.store.load()
+        self._check_client(state)
+        async with self.client() as client:
+            live = await fetch_live(client, self.env.client)
+        plan = build_plan(desired, live, state, plan_id="import", created_at=_now())
+        report = ImportReport(self.env.name)
+        for change in plan.changes:
+            address = change.address
+            if change.adopt and change.remote_id:
+                current = live.get(address.kind, change.remote_id)
+                entry = ResourceState(
+                    change.remote_id, None, current.updated_at if current else None
+                )
+                resource = desired.resources[address]
+                if change.action is Action.NOOP:
+                    entry.fingerprint = resource_fingerprint(resource)
+                if current is not None:
+                    live_docs = {d.name: d for d in current.documents}
+                    for doc in resource.documents:
+                        match = live_docs.get(doc.name)
+                        if match is not None and match.size == doc.size:
+                            entry.documents[doc.name] = DocumentState(match.id, doc.sha256)
+                state.resources[address] = entry
+                report.adopted.append((address, change.remote_id))
+            elif address in state.resources:
+                report.already.append(address)
+            elif change.action is Action.CREATE:
+                report.unmatched_desired.append(address)
+        claimed = {(a.kind, r.id) for a, r in state.resources.items()}
+        report.unmatched_live = sorted(k for k in live.resources if k not in claimed)
+        if report.adopted:
+            self.store.save(state)
+        return report
+
+
+def _project_file(env: Environment) -> str:
+    settings: dict[str, Any] = {"provider": env.provider}
+    if env.url:
+        settings["url"] = env.url
+    if env.api_key_env:
+        settings["apiKeyEnv"] = env.api_key_env
+    if env.emulator:
+        settings["emulator"] = True
+    settings["client"] = env.client
+    if env.protect:
+        settings["protect"] = True
+    return dump_yaml(
+        {
+            "manifests": ["characters/*.yaml", "shared/*.yaml"],
+            "environments": {env.name: settings},
+        }
+    )
+
+
+def save_plan_file(plan: Plan, path: Path) -> None:
+    path.write_text(json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def load_plan_file(path: Path) -> Plan:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise PlanError(f"{path} is not a saved plan (invalid JSON: {exc})") from exc
+    if not isinstance(data, dict):
+        raise PlanError(f"{path} is not a saved plan")
+    return Plan.from_dict(data)
