@@ -14,15 +14,16 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
-from avatarsync import api
 from avatarsync._version import __version__
 from avatarsync.errors import AvatarsyncError, Diagnostic, ManifestError, ProjectFileError
-from avatarsync.manifests.project import Project
 from avatarsync.secret import scrub
+
+if TYPE_CHECKING:
+    from avatarsync.manifests.project import Project
 
 __all__ = ["CliContext", "main", "open_project", "report_diagnostics", "run", "shown_path"]
 
@@ -116,6 +117,8 @@ def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
 
 def open_project(obj: CliContext) -> Project:
     """The project of this invocation; diagnostics then name files from the working directory."""
+    from avatarsync import api
+
     project = api.load_project(obj.directory, obj.project_file)
     obj.project_root = project.root
     return project

@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 
-from avatarsync import api
 from avatarsync.cli.app import (
     CliContext,
     diagnostic_summary,
@@ -44,6 +43,8 @@ def validate(obj: CliContext, env_name: str | None, output_format: str) -> None:
     Exits 1 when there are errors (all of them are listed); warnings alone
     exit 0.
     """
+    from avatarsync import api
+
     obj.diagnostic_format = "github" if output_format == "github" else "text"
     project = open_project(obj)
     warnings = api.validate(project, env_name)
@@ -80,6 +81,8 @@ def render(
 
     Fields holding secrets are masked.
     """
+    from avatarsync import api
+
     project = open_project(obj)
     values = api.load_values(values_file) if values_file else {}
     values = _merge(values, api.parse_assignments(assignments))
@@ -92,6 +95,8 @@ def render(
 @click.pass_obj
 def init(obj: CliContext, directory: Path | None, name: str | None) -> None:
     """Create a small project that validates (never overwrites files)."""
+    from avatarsync import api
+
     target = directory or obj.directory or Path.cwd()
     if directory is not None and obj.directory is not None and not directory.is_absolute():
         target = obj.directory / directory
@@ -116,6 +121,8 @@ def init(obj: CliContext, directory: Path | None, name: str | None) -> None:
 @click.pass_obj
 def schema(obj: CliContext, out_dir: Path | None, check: bool) -> None:
     """Write the JSON Schemas of every kind and of the project file."""
+    from avatarsync import api
+
     base = obj.directory or Path.cwd()
     target = (
         out_dir

@@ -1,18 +1,20 @@
 """Commands: plan, apply, import, export. Parse options, call `avatarsync.api`, render.
 
 Payload (the plan, the apply report) goes to stdout; progress and
-diagnostics go to stderr, so `plan --json > plan.json` stays clean.
+diagnostics go to stderr, so `plan --json > plan.json` stays clean. The
+facade is imported inside each command, so `avatarsync --help` and
+`--version` do not pay for pydantic, httpx and jinja2.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from avatarsync import api
-from avatarsync.api import PlanOptions, Workspace, load_plan_file, save_plan_file
 from avatarsync.cli.app import CliContext, main, open_project
 from avatarsync.errors import AvatarsyncError
 from avatarsync.output import (
@@ -24,7 +26,7 @@ from avatarsync.output import (
     render_plan_text,
     should_color,
 )
-from avatarsync.planning.plan import Plan
+from avatarsync.planning.plan import Plan, PlanOptions
 from avatarsync.planning.report import ApplyReport, Outcome
 from avatarsync.resources import Address
 
@@ -52,7 +54,7 @@ def _plan_options(
     )
 
 
-def _plan_selection(f):  # type: ignore[no-untyped-def]
+def _plan_selection(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--allow-delete-all",
         is_flag=True,
@@ -111,6 +113,8 @@ def plan(
     """Show what apply would change in an environment. Never writes anything remote."""
     if as_json and markdown:
         raise click.UsageError("--json and --markdown are exclusive")
+    from avatarsync.api import Workspace, save_plan_file
+
     options = _plan_options(prune, target, exclude, allow_delete_all)
     project = open_project(obj)
     with Workspace(project, env_name) as ws:
@@ -171,6 +175,8 @@ def apply(
     as_json: bool,
 ) -> int:
     """Make an environment match the manifests (or apply exactly a saved PLAN_FILE)."""
+    from avatarsync.api import Workspace, load_plan_file
+
     saved: Plan | None = None
     if plan_file is not None:
         if prune or target or exclude or allow_delete_all:
@@ -236,6 +242,8 @@ def apply(
 @click.pass_obj
 def import_(obj: CliContext, env_name: str, lock_timeout: float) -> int:
     """Adopt live resources into state by natural key. Writes nothing remote."""
+    from avatarsync.api import Workspace
+
     project = open_project(obj)
     with Workspace(project, env_name) as ws, ws.locked(lock_timeout):
         report = ws.import_state()
@@ -268,10 +276,12 @@ def import_(obj: CliContext, env_name: str, lock_timeout: float) -> int:
 @click.pass_obj
 def export_(obj: CliContext, env_name: str, out_dir: Path) -> int:
     """Write manifests and state for everything live with the environment's client."""
+    from avatarsync.api import Workspace, write_schemas
+
     project = open_project(obj)
     with Workspace(project, env_name) as ws:
         result = ws.export(out_dir)
-    api.write_schemas(out_dir / "schemas")
+    write_schemas(out_dir / "schemas")
     for path in sorted(result.files):
         click.echo(f"wrote {out_dir / path}")
     for note in result.notes:

@@ -294,8 +294,8 @@ def dump_yaml(data: Any, *, documents: bool = False) -> str:
         "width": 4096,
     }
     if documents:
-        return yaml.dump_all(data, explicit_start=True, **options)
-    return yaml.dump(data, **options)
+        return str(yaml.dump_all(data, explicit_start=True, **options))
+    return str(yaml.dump(data, **options))
 
 
 # --- internals -----------------------------------------------------------------

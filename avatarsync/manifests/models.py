@@ -170,7 +170,7 @@ def _document_model(kind: Kind, spec: type[_Model]) -> type[_Model]:
         (_Model,),
         {
             "__annotations__": {
-                "kind": Literal[kind.value],  # type: ignore[valid-type]
+                "kind": Literal[kind.value],
                 "name": Key,
                 "spec": spec,
             },

@@ -220,14 +220,14 @@ class _Undefined(ChainableUndefined, StrictUndefined):
             raise SecurityError(self._undefined_hint or "unsafe access")
         raise _Missing(self._undefined_obj, self._undefined_name, self._undefined_hint)
 
-    __str__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __iter__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __len__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __bool__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __eq__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __ne__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __hash__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __contains__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __str__ = _fail_with_undefined_error
+    __iter__ = _fail_with_undefined_error
+    __len__ = _fail_with_undefined_error
+    __bool__ = _fail_with_undefined_error
+    __eq__ = _fail_with_undefined_error
+    __ne__ = _fail_with_undefined_error
+    __hash__ = _fail_with_undefined_error
+    __contains__ = _fail_with_undefined_error
 
 
 class _Missing(UndefinedError):

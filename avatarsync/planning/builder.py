@@ -33,6 +33,7 @@ from avatarsync.planning.plan import (
     DocumentChange,
     FieldChange,
     Plan,
+    PlanOptions,
 )
 from avatarsync.resources import (
     API_KINDS,
@@ -64,14 +65,6 @@ _REPLACE_FIELDS: Mapping[str, frozenset[str]] = {
 DONE_DOCUMENT_STATUSES = frozenset({"uploaded", "indexing", "indexed", "ready", "processed"})
 
 _KIND_RANK = {k.value: i for i, k in enumerate(API_KINDS)}
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    prune: bool = False
-    targets: tuple[Address, ...] = ()
-    excludes: tuple[Address, ...] = ()
-    allow_delete_all: bool = False
 
 
 def resource_fingerprint(resource: DesiredResource) -> str:
@@ -110,13 +103,14 @@ def build_plan(
     live: LiveState,
     state: State,
     *,
-    options: PlanOptions = PlanOptions(),
+    options: PlanOptions | None = None,
     plan_id: str,
     created_at: str,
     protected: bool = False,
 ) -> Plan:
     """Compute every change, sorted in apply order. Never refuses: an unsafe
     plan is still a plan (see `Plan.check_safety`)."""
+    options = options or PlanOptions()
     scope = _scope(desired, state, options)
     match = _match(desired, live, state)
     linkers = _Linkers(live, state)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatarsync.manifests.loader import dump_yaml
-from avatarsync.planning.live import LiveResource, LiveState
-from avatarsync.resources import REFERENCE_FIELDS, Address, Kind
+from avatarsync.planning.live import LiveState
+from avatarsync.resources import REFERENCE_FIELDS, Address, Kind, LiveResource
 
 __all__ = ["ExportResult", "export_manifests"]
 

@@ -31,6 +31,7 @@ __all__ = [
     "DocumentChange",
     "FieldChange",
     "Plan",
+    "PlanOptions",
 ]
 
 FORMAT_VERSION = 1
@@ -59,6 +60,16 @@ _SYMBOLS = {
     Action.DELETE: "-",
     Action.NOOP: " ",
 }
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What a plan covers: `--prune`, `--target`, `--exclude`, `--allow-delete-all`."""
+
+    prune: bool = False
+    targets: tuple[Address, ...] = ()
+    excludes: tuple[Address, ...] = ()
+    allow_delete_all: bool = False
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ class RetryPolicy:
     def backoff(self, retry: int, rng: random.Random) -> float:
         """Delay before the `retry`-th re-send (1-based): "equal jitter", so
         clients that failed together spread out but never retry instantly."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (retry - 1))
+        ceiling: float = min(self.backoff_cap, self.backoff_base * 2.0 ** (retry - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
     def server_delay(

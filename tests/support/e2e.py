@@ -1,8 +1,18 @@
-"""End-to-end harness: the real `avatarsync` CLI (a subprocess) against a real
-emulator over loopback, on a small project written into tmp_path."""
+"""End-to-end harness: the real `avatarsync` CLI against a real emulator over
+loopback, on a small project written into tmp_path.
+
+`cli()` runs the CLI in this process through its real entry point (`run`),
+with its own environment variables, streams and secret registry: the same
+code path as the console script, minus the interpreter start-up. `process()`
+and `popen()` run it as a separate process, for the tests where the process
+boundary is the point (kill -9, a lock held by another process, a missing
+terminal, exit codes, the key-leak sweep).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -15,6 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from avatarsync import secret
+from avatarsync.cli import CliContext, run
 from avatarsync.emulator import EmulatorConfig, EmulatorServer
 
 SENTINEL_KEY = "sk-SENTINEL-e2e-4f1c9a7b"
@@ -145,7 +157,25 @@ class E2EProject:
         env["NO_COLOR"] = "1"
         return env
 
-    def cli(self, *args: str, timeout: float = 120, stdin: str | None = "") -> Result:
+    def cli(self, *args: str, stdin: str = "") -> Result:
+        """The CLI in this process: exit code, stdout and stderr."""
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with (
+            _environment(self.env()),
+            secret.scope(),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            _stdin(stdin),
+        ):
+            try:
+                run(["-C", str(self.root), *args], CliContext())
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        return Result(code, out.getvalue(), err.getvalue())
+
+    def process(self, *args: str, timeout: float = 120, stdin: str | None = "") -> Result:
+        """The console script in a separate process."""
         proc = subprocess.run(
             [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
             capture_output=True,
@@ -222,3 +252,25 @@ def make_project(tmp_path: Path) -> Iterator[Callable[..., E2EProject]]:
 @pytest.fixture
 def project(make_project: Callable[..., E2EProject]) -> E2EProject:
     return make_project()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _stdin(text: str) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = saved

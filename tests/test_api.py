@@ -1,0 +1,66 @@
+"""The facade as a user's script drives it: docs/python-api.md's example, run for real."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import avatarsync
+from avatarsync import Workspace
+from avatarsync.errors import UnsafePlanError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    target = tmp_path / "examples"
+    shutil.copytree(REPO / "examples", target, ignore=shutil.ignore_patterns(".avatarsync"))
+    return target
+
+
+def test_the_documented_example_runs(examples: Path, monkeypatch, capsys) -> None:
+    text = (REPO / "docs" / "python-api.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)[:1]
+    monkeypatch.chdir(examples.parent)
+    exec(compile(code, "python-api.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Plan: 10 to create")
+    assert out[1].startswith("Apply complete: 10 created")
+
+
+def test_workspace_async_twins_and_a_refused_unsafe_plan_writes_nothing(examples: Path) -> None:
+    project_file = examples / "avatarsync.yaml"
+    project = avatarsync.load_project(examples)
+    with Workspace(project, "local") as ws, ws.locked():
+
+        async def first_apply() -> None:
+            run = await ws.plan_async()
+            report = await ws.apply_async(run.plan)
+            assert report.ok and report.counts()["created"] == 10
+
+        asyncio.run(first_apply())
+    # Protect the environment and change what forces a replace: the plan is
+    # still built (and says what it needs), apply refuses before any call.
+    project_file.write_text(
+        project_file.read_text().replace("emulator: true", "emulator: true\n    protect: true")
+    )
+    sales = examples / "characters" / "sales.yaml"
+    sales.write_text(
+        sales.read_text().replace("livekitIdentity: acme-riley-sales", "livekitIdentity: riley-2")
+    )
+    project = avatarsync.load_project(examples)
+    with Workspace(project, "local") as ws, ws.locked():
+        plan = ws.plan().plan
+        replaced = [str(c.address) for c in plan.changes if c.action.value == "replace"]
+        assert replaced == ["Character/riley-sales"]
+        assert plan.protected and any("--allow-destroy" in p for p in plan.safety_problems())
+        serial = ws.store.load().serial
+        with pytest.raises(UnsafePlanError, match="protected"):
+            ws.apply(plan)
+        assert ws.store.load().serial == serial  # nothing recorded, nothing sent
+        assert ws.apply(plan, allow_destroy=True).ok
