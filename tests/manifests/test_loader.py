@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -158,11 +157,10 @@ def test_alias_bombs_and_recursion_are_refused() -> None:
     for i in range(1, 9):
         prev = f"*a{i - 1}"
         lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
-    started = time.monotonic()
+    # How fast it is refused is measured in benchmarks/, not asserted here.
     assert messages("\n".join(lines) + "\n") == [
         "f.yaml:1:1: document expands to more than 200000 values (aliases nested too deep?)"
     ]
-    assert time.monotonic() - started < 5
     assert messages("a: &a [*a]\n") == [
         "f.yaml:1:4: an alias refers to the collection that contains it"
     ]

@@ -179,8 +179,19 @@ def test_render_preset_refuses_reserved_and_unknown(examples) -> None:
     )
 
 
-def test_resolution_is_deterministic(examples) -> None:
-    assert api.resolve(examples, "prod") == api.resolve(examples, "prod")
+def test_resolution_is_deterministic_in_order_too() -> None:
+    # Dict equality ignores order; plans, fingerprints and golden files do not.
+    # So compare the order of every mapping, across two fresh loads.
+    first = api.resolve(api.load_project(EXAMPLES), "prod")
+    second = api.resolve(api.load_project(EXAMPLES), "prod")
+    assert list(first.resources) == list(second.resources) == sorted(first.resources)
+    assert list(first.presets) == list(second.presets) == sorted(first.presets)
+    for address, resource in first.resources.items():
+        assert list(resource.spec.items()) == list(second.resources[address].spec.items())
+        assert [d.name for d in resource.documents] == sorted(d.name for d in resource.documents)
+    assert api.render(api.load_project(EXAMPLES), "prod") == api.render(
+        api.load_project(EXAMPLES), "prod"
+    )
 
 
 # --- small projects ------------------------------------------------------------
