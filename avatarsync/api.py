@@ -66,7 +66,14 @@ from avatarsync.planning.report import ApplyReport, Outcome
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
 from avatarsync.secret import MASK, Secret
-from avatarsync.state import DocumentState, ResourceState, State, StateStore
+from avatarsync.state import (
+    DocumentState,
+    FileStateStore,
+    ResourceState,
+    State,
+    StateOp,
+    StateStore,
+)
 
 __all__ = [
     "ImportReport",
@@ -435,7 +442,7 @@ class Workspace:
         self.project = project
         self.env = project.environment(env) if isinstance(env, str) else env
         self.parallelism = parallelism
-        self.store = StateStore(
+        self.store: StateStore = FileStateStore(
             self.env.state_path, environment=self.env.name, client=self.env.client
         )
         self._client_factory = client_factory or (
@@ -573,19 +580,22 @@ class Workspace:
             if confirm is not None and not confirm(plan):
                 raise AvatarsyncError("Aborted: nothing was applied.")
             before = client.total_requests
-            report = await apply_plan(
-                plan,
-                desired,
-                client,
-                self.store,
-                state,
-                parallelism=self.parallelism,
-                on_outcome=on_outcome,
-            )
+            try:
+                report = await apply_plan(
+                    plan,
+                    desired,
+                    client,
+                    self.store,
+                    state,
+                    parallelism=self.parallelism,
+                    on_outcome=on_outcome,
+                )
+                if report.ok:
+                    self.store.record(state, StateOp("applied-plan", value=plan.plan_id))
+            finally:
+                # Fold this run's records into the state, whatever happened.
+                self.store.compact(state)
             report.requests = client.total_requests - before
-        if report.ok:
-            state.applied_plans.append(plan.plan_id)
-            self.store.save(state)
         return report
 
     async def _check_fresh(
@@ -644,7 +654,7 @@ class Workspace:
             state.resources[address] = ResourceState(
                 remote_id, None, current.updated_at if current else None
             )
-        store = StateStore(
+        store = FileStateStore(
             out_dir / ".avatarsync" / "state" / f"{self.env.name}.json",
             environment=self.env.name,
             client=self.env.client,

@@ -33,7 +33,7 @@ from avatarsync.resources import (
     Position,
 )
 from avatarsync.secret import Secret
-from avatarsync.state import StateStore
+from avatarsync.state import FileStateStore
 
 POS = Position("bench.yaml", 1, 1)
 
@@ -84,7 +84,7 @@ def _res(kind: str, key: str, spec: dict, docs: tuple = ()) -> DesiredResource:
     return DesiredResource(Address(kind, key), spec, POS, refs=refs, documents=docs)
 
 
-async def cycle(url: str, desired: DesiredState, store: StateStore, parallelism: int):
+async def cycle(url: str, desired: DesiredState, store: FileStateStore, parallelism: int):
     async with EquosClient(url, Secret(DEFAULT_API_KEY), max_concurrency=parallelism) as client:
         state = store.load()
         t0 = time.perf_counter()
@@ -93,6 +93,7 @@ async def cycle(url: str, desired: DesiredState, store: StateStore, parallelism:
         plan_seconds = time.perf_counter() - t0
         plan_requests = client.total_requests
         report = await apply_plan(plan, desired, client, store, state, parallelism=parallelism)
+        store.compact(state)
         report.requests = client.total_requests - plan_requests
         return plan, report, plan_seconds, plan_requests
 
@@ -108,7 +109,7 @@ def main() -> None:
         for parallelism in (1, 10):
             client = f"bench-p{parallelism}"
             desired = organisation(args.characters, client, tmp)
-            store = StateStore(tmp / f"{client}.json", environment="bench", client=client)
+            store = FileStateStore(tmp / f"{client}.json", environment="bench", client=client)
             server.reset_stats()
             t0 = time.perf_counter()
             _, report, _, _ = asyncio.run(cycle(server.url, desired, store, parallelism))

@@ -6,13 +6,17 @@ relink, then deletes; removals last); a scheduler (`DagScheduler` unless one
 is given) runs them, at most `parallelism` at once (the API client is
 bounded by the same number). This module is what each step does.
 
-Every successful write is followed by a state save. On the first hard error
-no new step starts, the ones in flight finish, and the report says what was
-done and what was not; the next run converges from the saved state.
+Every successful write is followed by a state record (`StateOp`, O(1) in
+every store). On the first hard error no new step starts, the ones in flight
+finish, and the report says what was done and what was not; the next run
+converges from the saved state.
 
 A create whose outcome is unknown (AmbiguousWriteError: the POST may have
 been committed) is never re-sent blindly: the live list is searched for an
 unclaimed resource with the same natural key, which is adopted if found.
+Before a create is sent, state records it as pending; a later run that finds
+that record looks for what the earlier POST made before sending another, so
+an answer lost together with its look-up cannot leave an orphan either.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from avatarsync.planning.report import ApplyReport, Outcome, Status
 from avatarsync.planning.scheduler import DagScheduler, Scheduler
 from avatarsync.planning.steps import Step, StepKind, build_steps
 from avatarsync.resources import (
+    Address,
     DesiredResource,
     DesiredState,
     DocumentSpec,
@@ -39,7 +44,7 @@ from avatarsync.resources import (
     LiveDocument,
     LiveResource,
 )
-from avatarsync.state import DocumentState, ResourceState, State, StateStore
+from avatarsync.state import DocumentState, ResourceState, State, StateOp, StateStore
 
 __all__ = ["ResourceApi", "apply_plan"]
 
@@ -209,31 +214,31 @@ class _Executor:
         """No API call: adopt an unmanaged match, or note that live matches git."""
         resource = self._resource(change)
         assert change.remote_id is not None
-        entry = self.state.resources.setdefault(change.address, ResourceState(change.remote_id))
-        entry.id = change.remote_id
+        entry = self._entry(change.address, change.remote_id, resource)
         entry.fingerprint = resource_fingerprint(resource)
         if resource.documents:
             entry.documents = await self._adopt_documents(change.remote_id, resource)
-        self._save()
+        self._put(change.address, entry)
         return change.remote_id
 
     async def _create(self, change: Change) -> str:
         resource = self._resource(change)
         created = await self._create_object(resource)
-        entry = ResourceState(created.id, None, created.updated_at)
-        self.state.resources[change.address] = entry
-        self._save()
+        entry = self._entry(change.address, created.id, resource, keep_documents=False)
+        entry.fingerprint = None
+        entry.updated_at = created.updated_at
+        self._put(change.address, entry)
+        self._note(StateOp("clear-pending-create", change.address))
         for doc in resource.documents:
-            await self._upload(created.id, doc, entry)
+            await self._upload(created.id, doc, change.address, entry)
         entry.fingerprint = resource_fingerprint(resource)
-        self._save()
+        self._put(change.address, entry)
         return created.id
 
     async def _update(self, change: Change) -> str:
         resource = self._resource(change)
         assert change.remote_id is not None
-        entry = self.state.resources.setdefault(change.address, ResourceState(change.remote_id))
-        entry.id = change.remote_id
+        entry = self._entry(change.address, change.remote_id, resource)
         self.claimed.add((change.address.kind, change.remote_id))
         if change.fields:
             updated = await self.api.update_resource(
@@ -246,44 +251,39 @@ class _Executor:
             entry.updated_at = updated.updated_at
             if not change.documents:
                 entry.fingerprint = resource_fingerprint(resource)
-            self._save()
+            self._put(change.address, entry)
         if change.documents:
             by_name = {d.name: d for d in resource.documents}
             for doc_change in change.documents:
-                await self._document(change.remote_id, doc_change, by_name, entry)
+                await self._document(change.remote_id, doc_change, by_name, change.address, entry)
             entry.fingerprint = resource_fingerprint(resource)
-            self._save()
+            self._put(change.address, entry)
         return change.remote_id
 
     async def _replace_create(self, change: Change) -> str:
         assert change.remote_id is not None
         # Remember the old object before it leaves state: a crash between here
         # and its delete must not orphan it.
-        self.state.pending_deletes[change.address] = change.remote_id
+        self._note(StateOp("pending-delete", change.address, value=change.remote_id))
         self.claimed.add((change.address.kind, change.remote_id))
-        self._save()
         return await self._create(change)
 
     async def _replace_destroy(self, change: Change) -> str | None:
         assert change.remote_id is not None
         await self.api.delete_resource(Kind(change.address.kind), change.remote_id)
-        self.state.pending_deletes.pop(change.address, None)
-        self._save()
+        self._note(StateOp("clear-pending-delete", change.address, value=change.remote_id))
         return self.state.id_of(change.address)  # the new object: what state now holds
 
     async def _delete(self, change: Change) -> str:
         assert change.remote_id is not None
         await self.api.delete_resource(Kind(change.address.kind), change.remote_id)
-        self.state.resources.pop(change.address, None)
-        self._save()
+        self._note(StateOp("drop", change.address))
         return change.remote_id
 
     async def _delete_leftover(self, change: Change) -> str:
         assert change.remote_id is not None
         await self.api.delete_resource(Kind(change.address.kind), change.remote_id)
-        if self.state.pending_deletes.get(change.address) == change.remote_id:
-            del self.state.pending_deletes[change.address]
-        self._save()
+        self._note(StateOp("clear-pending-delete", change.address, value=change.remote_id))
         return change.remote_id
 
     # -- helpers ---------------------------------------------------------
@@ -304,6 +304,17 @@ class _Executor:
         # One create per natural key at a time, so a lookup after an ambiguous
         # POST cannot take an object a concurrent twin just created.
         async with self.create_locks[key]:
+            if resource.address in self.state.pending_creates:
+                # An earlier run sent this create and never learnt what it made.
+                found = await self._find_unclaimed(kind, resource)
+                if found is not None:
+                    self.claimed.add((kind.value, found.id))
+                    self.report.warnings.append(
+                        f"{resource.address}: an earlier, interrupted apply had created "
+                        f"{found.id}; adopted it instead of creating another"
+                    )
+                    return found
+            self._note(StateOp("pending-create", resource.address, value=repr(key[1])))
             last: AmbiguousWriteError | None = None
             for _ in range(_CREATE_ATTEMPTS):
                 try:
@@ -355,16 +366,19 @@ class _Executor:
         kb_id: str,
         change: DocumentChange,
         wanted: Mapping[str, DocumentSpec],
+        address: Address,
         entry: ResourceState,
     ) -> None:
         if change.action in (Action.REPLACE, Action.DELETE) and change.remote_id:
             await self.api.remove_document(kb_id, change.remote_id)
             entry.documents.pop(change.name, None)
-            self._save()
+            self._put(address, entry)
         if change.action in (Action.CREATE, Action.REPLACE):
-            await self._upload(kb_id, wanted[change.name], entry)
+            await self._upload(kb_id, wanted[change.name], address, entry)
 
-    async def _upload(self, kb_id: str, doc: DocumentSpec, entry: ResourceState) -> None:
+    async def _upload(
+        self, kb_id: str, doc: DocumentSpec, address: Address, entry: ResourceState
+    ) -> None:
         content = self.read_file(doc)
         try:
             upload = await self.api.register_document(
@@ -382,7 +396,7 @@ class _Executor:
         await self.api.upload_document(upload.upload_url, content, doc.mime_type)
         await self.api.index_document(kb_id, upload.id)
         entry.documents[doc.name] = DocumentState(upload.id, doc.sha256)
-        self._save()
+        self._put(address, entry)
 
     async def _live_documents(self, kb_id: str) -> tuple[LiveDocument, ...]:
         kb = await self.api.get_resource(Kind.KNOWLEDGE_BASE, kb_id)
@@ -398,5 +412,28 @@ class _Executor:
             if doc.name in by_name
         }
 
-    def _save(self) -> None:
-        self.store.save(self.state)
+    def _entry(
+        self,
+        address: Address,
+        remote_id: str,
+        resource: DesiredResource,
+        *,
+        keep_documents: bool = True,
+    ) -> ResourceState:
+        """The state record to write for `address`: what it had, plus where it
+        came from and every field that ever held a secret."""
+        old = self.state.resources.get(address)
+        return ResourceState(
+            id=remote_id,
+            fingerprint=old.fingerprint if old else None,
+            updated_at=old.updated_at if old else None,
+            documents=dict(old.documents) if old and keep_documents else {},
+            sensitive=resource.sensitive_fields | (old.sensitive if old else frozenset()),
+            source=resource.position.file,
+        )
+
+    def _put(self, address: Address, entry: ResourceState) -> None:
+        self._note(StateOp("put", address, entry=entry))
+
+    def _note(self, op: StateOp) -> None:
+        self.store.record(self.state, op)

@@ -211,6 +211,8 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
         if live.get(address.kind, entry.id) is not None:
             m.ids[address] = entry.id
             m.claimed.add((address.kind, entry.id))
+    # The old object of an interrupted replace is on its way out: never a match.
+    m.claimed.update((a.kind, i) for a, i in state.pending_deletes.items())
 
     # Unclaimed candidates by natural key, oldest first: one pass over live.
     by_key: dict[tuple[str, tuple[Any, ...]], list[LiveResource]] = {}
@@ -224,8 +226,10 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
     ordered = sorted(desired.resources.values(), key=lambda r: -_KIND_RANK[r.kind])
     for resource in ordered:
         address = resource.address
-        if address in m.ids or address in state.resources:
+        if address in m.ids:
             continue
+        # No entry in state, or one whose object is gone (deleted by hand,
+        # state from another organisation): match the way a lost state would.
         found: LiveResource | None = None
         owner = resource.inline_owner
         if owner is not None and owner in m.ids:
@@ -273,7 +277,7 @@ def _plan_resource(
             address=address,
             action=Action.CREATE,
             reason=reason,
-            fields=_creation_fields(resource, planned),
+            fields=_creation_fields(resource, planned, _sensitive(resource, entry)),
             documents=tuple(
                 DocumentChange(Action.CREATE, d.name, "new document", sha256=d.sha256)
                 for d in resource.documents
@@ -284,7 +288,7 @@ def _plan_resource(
         )
 
     adopt = address in match.adopted
-    fields = _field_changes(resource, current, match, planned)
+    fields = _field_changes(resource, current, match, planned, _sensitive(resource, entry))
     forcing = [f.field for f in fields if f.forces_replace]
     git_unchanged = entry is not None and entry.fingerprint == resource_fingerprint(resource)
 
@@ -331,10 +335,14 @@ def _plan_resource(
             depends_on=depends,
             inline_owner=resource.inline_owner,
         )
+    if adopt and entry is not None and entry.id != current.id:
+        noop_reason = f"state's id {entry.id} is gone live; adopt the unmanaged match"
+    else:
+        noop_reason = "adopt unmanaged match into state" if adopt else "up to date"
     return Change(
         address=address,
         action=Action.NOOP,
-        reason="adopt unmanaged match into state" if adopt else "up to date",
+        reason=noop_reason,
         remote_id=current.id,
         adopt=adopt,
         depends_on=depends,
@@ -353,8 +361,14 @@ def _link_display(target: Address, planned: Mapping[Address, Change]) -> str:
     return f"{target.key} {KNOWN_AFTER_APPLY}" if _new_target(target, planned) else target.key
 
 
+def _sensitive(resource: DesiredResource, entry: ResourceState | None) -> frozenset[str]:
+    """Fields masked in this plan: secret now, or secret when last applied (a
+    secret removed from the manifests must not show as the `before` value)."""
+    return resource.sensitive_fields | (entry.sensitive if entry is not None else frozenset())
+
+
 def _creation_fields(
-    resource: DesiredResource, planned: Mapping[Address, Change]
+    resource: DesiredResource, planned: Mapping[Address, Change], sensitive: frozenset[str]
 ) -> tuple[FieldChange, ...]:
     out = []
     for name, value in resource.spec.items():
@@ -364,7 +378,7 @@ def _creation_fields(
                 value = _link_display(target, planned)
         if value is None:
             continue
-        out.append(FieldChange(name, None, value, sensitive=name in resource.sensitive_fields))
+        out.append(FieldChange(name, None, value, sensitive=name in sensitive))
     return tuple(out)
 
 
@@ -373,6 +387,7 @@ def _field_changes(
     current: LiveResource,
     match: _Matching,
     planned: Mapping[Address, Change],
+    sensitive: frozenset[str],
 ) -> tuple[FieldChange, ...]:
     want = comparable(resource.spec)
     have = comparable(current.spec)
@@ -425,7 +440,7 @@ def _field_changes(
                 before,
                 after,
                 forces_replace=name in replace_fields,
-                sensitive=name in resource.sensitive_fields,
+                sensitive=name in sensitive,
             )
         )
     return tuple(out)

@@ -1,14 +1,18 @@
-"""Per-environment state: which remote id each `Kind/key` is, and what was applied.
+"""The file backend: `.avatarsync/state/<env>.json`, a journal beside it, and a lock.
 
-The API has nowhere to keep our keys (a brain has no name), so this file is
-the only link between a manifest key and a remote id. It also records the
-fingerprint of the spec last applied and the live `updatedAt` seen right
-after, which is how a plan tells "changed in git" from "edited outside git".
+Durability without quadratic cost. Apply records one small `StateOp` per API
+call; this store appends it as a JSON line to `<env>.json.journal`, written
+with one `write()` straight to the file (so a killed process loses nothing
+that was answered) and fsynced by a background thread at most every 50 ms
+(so an OS crash loses at most the last 50 ms, and the event loop never
+waits for the disk). When apply ends, `compact` folds the journal into the
+state file: temp file, fsync, rename, then the journal goes. A journal left
+by a crash is replayed by the next `load` (in memory: plan never writes) and
+compacted by the next apply, under the lock.
 
-The file is rewritten atomically (temp file, fsync, rename) after every
-successful API write, so a crash loses at most the call that was in flight;
-an fcntl-based lock (filelock) keeps two applies apart and is released by the
-kernel if the holder is killed.
+The lock is an fcntl lock (filelock), released by the kernel when the holder
+dies, so `kill -9` leaves no stale lock. It only spans one machine: teams
+whose CI runs on many use a shared backend (docs/plan-apply.md).
 """
 
 from __future__ import annotations
@@ -16,134 +20,62 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import uuid
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import filelock
 
 from avatarsync.errors import LockError, StateError
-from avatarsync.resources import Address
+from avatarsync.state.model import State, StateOp
 
-__all__ = ["STATE_VERSION", "DocumentState", "ResourceState", "State", "StateStore"]
+__all__ = ["FileStateStore"]
 
-STATE_VERSION = 1
-
-
-@dataclass
-class DocumentState:
-    id: str
-    sha256: str
+_FSYNC_INTERVAL = 0.05  # seconds between background fsyncs of the journal
 
 
-@dataclass
-class ResourceState:
-    id: str
-    fingerprint: str | None = None  # of the desired spec last applied; None: adopted, never applied
-    updated_at: str | None = None  # live updatedAt right after our last write
-    documents: dict[str, DocumentState] = field(default_factory=dict)  # KB: by document name
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "id": self.id,
-            "fingerprint": self.fingerprint,
-            "updatedAt": self.updated_at,
-        }
-        if self.documents:
-            d["documents"] = {
-                name: {"id": doc.id, "sha256": doc.sha256}
-                for name, doc in sorted(self.documents.items())
-            }
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ResourceState:
-        return cls(
-            id=d["id"],
-            fingerprint=d.get("fingerprint"),
-            updated_at=d.get("updatedAt"),
-            documents={
-                name: DocumentState(doc["id"], doc["sha256"])
-                for name, doc in d.get("documents", {}).items()
-            },
-        )
-
-
-@dataclass
-class State:
-    environment: str
-    client: str
-    lineage: str = field(default_factory=lambda: uuid.uuid4().hex)
-    serial: int = 0
-    resources: dict[Address, ResourceState] = field(default_factory=dict)
-    applied_plans: list[str] = field(default_factory=list)
-    # Old objects of a replace whose delete has not happened yet: address -> id.
-    # Recorded before the new object is created, so a crash cannot orphan them.
-    pending_deletes: dict[Address, str] = field(default_factory=dict)
-
-    def id_of(self, address: Address) -> str | None:
-        entry = self.resources.get(address)
-        return entry.id if entry else None
-
-    def addresses_by_id(self) -> dict[tuple[str, str], Address]:
-        """(kind, remote id) -> address, to turn live links back into keys."""
-        return {(a.kind, r.id): a for a, r in self.resources.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "environment": self.environment,
-            "client": self.client,
-            "lineage": self.lineage,
-            "serial": self.serial,
-            "resources": {str(a): r.to_dict() for a, r in sorted(self.resources.items())},
-            "appliedPlans": self.applied_plans[-50:],
-            "pendingDeletes": {str(a): i for a, i in sorted(self.pending_deletes.items())},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> State:
-        if d.get("version") != STATE_VERSION:
-            raise StateError(f"state file version {d.get('version')!r} is not {STATE_VERSION}")
-        return cls(
-            environment=d["environment"],
-            client=d["client"],
-            lineage=d["lineage"],
-            serial=d["serial"],
-            resources={
-                Address.parse(a): ResourceState.from_dict(r) for a, r in d["resources"].items()
-            },
-            applied_plans=list(d.get("appliedPlans", [])),
-            pending_deletes={Address.parse(a): i for a, i in d.get("pendingDeletes", {}).items()},
-        )
-
-
-class StateStore:
-    """The JSON file backend: `.avatarsync/state/<env>.json` by default."""
+class FileStateStore:
+    """State in a JSON file (rewritten atomically) plus an append-only journal."""
 
     def __init__(self, path: Path, *, environment: str, client: str) -> None:
         self.path = path
+        self.journal_path = path.with_name(path.name + ".journal")
         self.environment = environment
         self.client = client
         self._lock = filelock.FileLock(str(path) + ".lock")
+        self._journal: _Journal | None = None
+
+    def describe(self) -> str:
+        return f"state file {self.path}"
+
+    # -- reading -------------------------------------------------------------
 
     def load(self) -> State:
+        """The state, with any journal a crashed apply left replayed (in memory)."""
+        state = self._read_file()
+        ops = self._read_journal()
+        if ops:
+            for op in ops:
+                op.apply(state)
+            state.serial += 1  # the state moved since the file was written
+        return state
+
+    def _read_file(self) -> State:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return State(environment=self.environment, client=self.client)
-        except OSError as exc:
-            raise StateError(f"cannot read state file {self.path}: {exc.strerror}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._corrupt(f"cannot be read ({exc})") from exc
         try:
-            state = State.from_dict(json.loads(text))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateError(
-                f"state file {self.path} is corrupt ({exc}); move it aside and run "
-                f"'avatarsync import --env {self.environment}' to rebuild it"
-            ) from exc
+            data = json.loads(text)
+        except ValueError as exc:
+            raise self._corrupt(f"is not JSON ({exc})") from exc
+        try:
+            state = State.from_dict(data)
+        except StateError as exc:
+            raise self._corrupt(str(exc)) from None
         if state.environment != self.environment:
             raise StateError(
                 f"state file {self.path} belongs to environment {state.environment!r}, "
@@ -151,10 +83,46 @@ class StateStore:
             )
         return state
 
+    def _read_journal(self) -> list[StateOp]:
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise self._corrupt(f"has a journal that cannot be read ({exc.strerror})") from exc
+        lines = raw.split(b"\n")
+        ops: list[StateOp] = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                ops.append(StateOp.from_dict(json.loads(line), f"journal line {number}"))
+            except (ValueError, StateError) as exc:
+                if number == len(lines) and not raw.endswith(b"\n"):
+                    break  # a torn last line: the write a crash interrupted
+                raise self._corrupt(f"has a corrupt journal ({exc})") from None
+        return ops
+
+    def _corrupt(self, problem: str) -> StateError:
+        return StateError(
+            f"{self.describe()} {problem}. Nothing was changed. Move it aside and run "
+            f"'avatarsync import --env {self.environment}' to rebuild it from the live "
+            "resources."
+        )
+
+    # -- writing -------------------------------------------------------------
+
+    def record(self, state: State, op: StateOp) -> None:
+        """Apply `op` to `state` and make it durable: one journal line."""
+        op.apply(state)
+        if self._journal is None:
+            self._journal = _Journal(self.journal_path)
+        self._journal.append(json.dumps(op.to_dict(), sort_keys=True, separators=(",", ":")))
+
     def save(self, state: State) -> None:
-        """Write atomically: a reader (or a crash) sees the old file or the new one."""
+        """Write the whole state atomically and drop the journal it folds in."""
         state.serial += 1
-        data = json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n"
+        data = json.dumps(state.to_dict(), sort_keys=True, separators=(",", ":")) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
@@ -167,8 +135,18 @@ class StateStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            self.close()
+            self.journal_path.unlink(missing_ok=True)
         except OSError as exc:
-            raise StateError(f"cannot write state file {self.path}: {exc.strerror}") from exc
+            raise StateError(f"cannot write {self.describe()}: {exc.strerror}") from exc
+
+    compact = save
+
+    def close(self) -> None:
+        """Flush and close the journal (its lines stay until `compact`)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     @contextmanager
     def locked(self, timeout: float = 0.0) -> Iterator[None]:
@@ -185,4 +163,58 @@ class StateStore:
         try:
             yield
         finally:
+            self.close()
             self._lock.release()
+
+
+class _Journal:
+    """An append-only file of JSON lines: write() now, fsync soon, from a thread."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot write state journal {path}: {exc.strerror}") from exc
+        self._path = path
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._closing = False
+        self._error: OSError | None = None
+        self._flusher = threading.Thread(target=self._flush_loop, daemon=True)
+        self._flusher.start()
+
+    def append(self, line: str) -> None:
+        if self._error is not None:
+            raise StateError(f"cannot write state journal {self._path}: {self._error.strerror}")
+        data = (line + "\n").encode()
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):  # a short write: finish it
+                os.write(self._fd, data[written:])
+        except OSError as exc:
+            raise StateError(f"cannot write state journal {self._path}: {exc.strerror}") from exc
+        self._dirty.set()
+
+    def _flush_loop(self) -> None:
+        while not self._closing:
+            self._dirty.wait()
+            if self._closing:
+                break
+            self._dirty.clear()
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._error = exc
+                return
+            self._stop.wait(_FSYNC_INTERVAL)  # group what arrives meanwhile into one fsync
+
+    def close(self) -> None:
+        self._closing = True
+        self._stop.set()
+        self._dirty.set()
+        self._flusher.join()
+        try:
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)

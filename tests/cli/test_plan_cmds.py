@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 from support.e2e import CLIENT, SENTINEL_KEY, E2EProject
 
-from avatarsync.state import StateStore
+from avatarsync.state import FileStateStore
 
 FULL = Counter({"Face": 1, "Voice": 1, "Brain": 2, "KnowledgeBase": 1, "Character": 2})
 
@@ -127,7 +127,7 @@ def test_saved_plan_refused_when_manifests_changed(project, tmp_path):
 
 
 def test_second_apply_fails_fast_on_the_lock_or_waits_with_timeout(project):
-    store = StateStore(project.state_file, environment="test", client=CLIENT)
+    store = FileStateStore(project.state_file, environment="test", client=CLIENT)
     with store.locked():
         t0 = time.monotonic()
         blocked = project.process("apply", "--env", "test", "--yes")
@@ -138,7 +138,7 @@ def test_second_apply_fails_fast_on_the_lock_or_waits_with_timeout(project):
     acquired = threading.Event()
 
     def hold_for_a_while() -> None:
-        with StateStore(project.state_file, environment="test", client=CLIENT).locked():
+        with FileStateStore(project.state_file, environment="test", client=CLIENT).locked():
             acquired.set()
             time.sleep(1.5)
 
@@ -238,3 +238,17 @@ def test_a_failed_read_fails_the_plan_instead_of_planning_deletes(project):
     assert "GET /v3/" in result.err  # the error names the call that failed
     project.server.set_faults(error_rate=0.0)
     assert project.counts() == FULL
+
+
+@pytest.mark.parametrize("corrupt", ["null", "[]", '{"version": 2, "resources": []}'])
+def test_corrupt_state_is_refused_before_any_remote_call(project, corrupt):
+    project.state_file.parent.mkdir(parents=True, exist_ok=True)
+    project.state_file.write_text(corrupt)
+    project.server.reset_stats()
+    for command in (("plan", "--env", "test"), ("apply", "--env", "test", "--yes")):
+        result = project.cli(*command)
+        assert result.code == 1, result.text
+        assert str(project.state_file) in result.err
+        assert "avatarsync import --env test" in result.err
+        assert "internal error" not in result.err and "Traceback" not in result.err
+    assert project.server.stats()["totalRequests"] == 0

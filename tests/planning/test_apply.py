@@ -14,6 +14,7 @@ import pytest
 from support.plans import CLIENT, desired, doc, res
 
 from avatarsync.emulator import DEFAULT_API_KEY
+from avatarsync.errors import AmbiguousWriteError, ServerError
 from avatarsync.planning.apply import apply_plan
 from avatarsync.planning.builder import PlanOptions, build_plan
 from avatarsync.planning.live import fetch_live
@@ -21,7 +22,7 @@ from avatarsync.planning.plan import Action
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import API_KINDS, Address
 from avatarsync.secret import Secret
-from avatarsync.state import StateStore
+from avatarsync.state import FileStateStore
 
 
 def _client(server, parallelism=10, **kw) -> EquosClient:
@@ -39,6 +40,7 @@ def run_cycle(server, store, d, *, prune=False, parallelism=10, **client_kw):
                 d, live, state, options=PlanOptions(prune=prune), plan_id="x", created_at="t"
             )
             report = await apply_plan(plan, d, client, store, state, parallelism=parallelism)
+            store.compact(state)
             return plan, report
 
     return asyncio.run(go())
@@ -67,7 +69,7 @@ def remote_counts(server) -> Counter:
 
 @pytest.fixture
 def store(tmp_path):
-    return StateStore(tmp_path / "state.json", environment="test", client=CLIENT)
+    return FileStateStore(tmp_path / "state.json", environment="test", client=CLIENT)
 
 
 def company(tmp_path, brain_text="Help {{ customer_name }}.", face="tommy"):
@@ -242,3 +244,79 @@ def test_replace_waits_for_a_pruned_character_that_linked_the_old_object(emulato
     assert report.ok, report.error
     assert remote_counts(emulator)["KnowledgeBase"] == 1
     assert not plan_only(emulator, store, d2, prune=True).has_changes
+
+
+class _LostAnswerThenBlindLookup:
+    """The real client, except that character creates commit but their answer
+    is lost, and the look-up that follows fails too: the worst case."""
+
+    def __init__(self, client: EquosClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    async def create_resource(self, kind, spec, **kwargs):
+        created = await self._client.create_resource(kind, spec, **kwargs)
+        if kind.value == "Character":
+            raise AmbiguousWriteError("connection dropped", method="POST", path="/v3/characters")
+        return created
+
+    async def list_resources(self, kind, *, client):
+        raise ServerError("list failed", method="GET", path="/v3/characters", status=503)
+
+
+def test_an_interrupted_replace_is_finished_by_the_next_run_without_an_orphan(
+    emulator, store, tmp_path
+):
+    run_cycle(emulator, store, company(tmp_path))
+    d = company(tmp_path)
+    new = dict(d.resources)
+    new[Address("Character", "sally")] = res(
+        "Character", "sally", displayName="Sally", livekitIdentity="sally-2", brain="support"
+    )
+    d2 = type(d)(d.environment, d.client, new)
+
+    async def interrupted():
+        async with _client(emulator) as client:
+            state = store.load()
+            live = await fetch_live(client, CLIENT)
+            plan = build_plan(d2, live, state, plan_id="x", created_at="t")
+            report = await apply_plan(plan, d2, _LostAnswerThenBlindLookup(client), store, state)
+            store.compact(state)
+            return report
+
+    report = asyncio.run(interrupted())
+    assert not report.ok  # the replacement was made, but this run never learnt its id
+    assert remote_counts(emulator)["Character"] == 3  # old Sally, Tommy, the new Sally
+    assert Address("Character", "sally") in store.load().pending_creates
+
+    _, again = run_cycle(emulator, store, d2)
+    assert again.ok, again.error
+    assert any("adopted it instead of creating another" in w for w in again.warnings)
+    assert remote_counts(emulator)["Character"] == 2  # no orphan, no duplicate
+    state = store.load()
+    assert state.pending_creates == {} and state.pending_deletes == {}
+    assert not plan_only(emulator, store, d2).has_changes
+
+
+def test_state_ids_that_point_nowhere_adopt_the_live_objects_instead_of_recreating(
+    emulator, store, tmp_path
+):
+    d = company(tmp_path)
+    run_cycle(emulator, store, d)
+    state = store.load()
+    for entry in state.resources.values():
+        entry.id = "gone-" + entry.id  # state from another org, or edited by hand
+    store.save(state)
+    plan = plan_only(emulator, store, d)
+    assert {c.action for c in plan.changes} == {Action.NOOP}
+    assert all(c.adopt for c in plan.changes)
+    assert "state's id gone-" in plan.changes[0].reason
+    _, report = run_cycle(emulator, store, d)
+    assert report.ok, report.error
+    assert remote_counts(emulator) == Counter(
+        {"Face": 1, "Voice": 1, "Brain": 2, "KnowledgeBase": 1, "Character": 2}
+    )
+    assert not any(e.id.startswith("gone-") for e in store.load().resources.values())
+    assert not plan_only(emulator, store, d).has_changes

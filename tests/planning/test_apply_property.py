@@ -22,7 +22,7 @@ from avatarsync.planning.live import fetch_live, natural_key
 from avatarsync.providers.equos import EquosClient, to_body
 from avatarsync.resources import API_KINDS, Address, DesiredState, Kind
 from avatarsync.secret import Secret
-from avatarsync.state import ResourceState, StateStore
+from avatarsync.state import FileStateStore, ResourceState
 
 _clients = itertools.count()
 
@@ -94,7 +94,7 @@ def server():
 def test_apply_then_plan_is_empty(server, tmp_path_factory, resources, data):
     client_tag = f"prop-{next(_clients)}"
     d = DesiredState("test", client_tag, {r.address: r for r in resources})
-    store = StateStore(
+    store = FileStateStore(
         tmp_path_factory.mktemp("s") / "state.json", environment="test", client=client_tag
     )
     starts = {r.address: data.draw(START, label=str(r.address)) for r in resources}
@@ -134,6 +134,7 @@ def test_apply_then_plan_is_empty(server, tmp_path_factory, resources, data):
                 d, live, state, options=PlanOptions(prune=True), plan_id="p", created_at="t"
             )
             report = await apply_plan(plan, d, client, store, state)
+            store.compact(state)
             assert report.ok, report.error
 
             live = await fetch_live(client, client_tag)

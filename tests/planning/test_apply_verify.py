@@ -13,7 +13,7 @@ from avatarsync.planning.apply import apply_plan
 from avatarsync.planning.builder import PlanOptions, build_plan
 from avatarsync.planning.live import LiveState
 from avatarsync.resources import Kind, LiveResource
-from avatarsync.state import StateStore
+from avatarsync.state import FileStateStore
 
 _ids = itertools.count(1)
 
@@ -35,10 +35,11 @@ def test_a_field_the_server_changed_is_reported(tmp_path):
         res("Brain", "short", instructions="Fits."),
         res("Brain", "long", instructions="This prompt is longer than ten characters."),
     )
-    store = StateStore(tmp_path / "s.json", environment="test", client="acme-test")
+    store = FileStateStore(tmp_path / "s.json", environment="test", client="acme-test")
     state = store.load()
     plan = build_plan(d, LiveState({}), state, options=PlanOptions(), plan_id="p", created_at="t")
     report = asyncio.run(apply_plan(plan, d, TruncatingApi(), store, state))  # type: ignore[arg-type]
+    store.compact(state)
     assert report.ok
     assert report.warnings == [
         "Brain/long: the server stored instructions as 'This promp', not what was sent; "

@@ -265,3 +265,17 @@ def test_knowledge_base_without_documents_key_leaves_live_documents_alone():
         desired(renamed), live(("KnowledgeBase", kb_live)), state(KnowledgeBase__faq="k1")
     ).changes
     assert change.action is Action.REPLACE and "will not be carried over" in change.reason
+
+
+def test_a_field_that_was_secret_when_applied_stays_masked_after_the_secret_is_gone():
+    # Applied with elevenlabsAgentId from ${env.SECRET}; the manifest now writes it plainly.
+    d = desired(res("Character", "tommy", elevenlabsAgentId="plain-now"))
+    lv = live(("Character", raw("Character", "c1", elevenlabsAgentId="the-old-secret")))
+    s = state(Character__tommy="c1")
+    s.resources[Address("Character", "tommy")].sensitive = frozenset({"elevenlabsAgentId"})
+    (change,) = plan(d, lv, s).changes
+    (field,) = change.fields
+    assert field.sensitive
+    saved = change.to_dict()["fields"][0]
+    assert saved["before"] == "***" and saved["after"] == "***"
+    assert "the-old-secret" not in str(change.to_dict())
