@@ -22,6 +22,7 @@ once); nothing here prints.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -103,10 +104,10 @@ def load_project(directory: Path | None = None, project_file: Path | None = None
     return find_project(directory, project_file)
 
 
-def load_manifest_set(project: Project) -> tuple[ManifestSet, list[Diagnostic]]:
-    """Every manifest document of the project, plus warnings about the globs."""
-    files, warnings = project.manifest_files()
-    return load_manifests(files), warnings
+def _load_manifest_set(project: Project) -> ManifestSet:
+    """Every manifest document of the project; its diagnostics include the globs'."""
+    files, problems = project.manifest_files()
+    return load_manifests(files, problems)
 
 
 def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
@@ -117,8 +118,8 @@ def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
     validate without every environment's secrets.
     """
     names = [project.environment(env_name).name] if env_name else list(project.environments)
-    manifests, found = load_manifest_set(project)
-    found += manifests.diagnostics
+    manifests = _load_manifest_set(project)
+    found = list(manifests.diagnostics)
     digests: dict[Path, FileDigest] = {}
     for name in names:
         resolution, problems = _resolve(project, name, manifests, offline=True, digests=digests)
@@ -133,16 +134,16 @@ def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
 
 def resolve(project: Project, env_name: str) -> DesiredState:
     """The desired state of one environment; ManifestError lists every problem."""
-    return resolve_environment_full(project, env_name).state
+    return _resolution(project, env_name).state
 
 
-def resolve_environment_full(project: Project, env_name: str) -> Resolution:
+def _resolution(project: Project, env_name: str) -> Resolution:
     """Like `resolve`, keeping what renders and checks need (sources, labels).
 
     Prompt templates are checked too: a broken preset fails here, not when a
     session starts.
     """
-    manifests, _ = load_manifest_set(project)
+    manifests = _load_manifest_set(project)
     resolution, problems = _resolve(project, env_name, manifests, offline=False, digests={})
     problems = list(manifests.diagnostics) + problems
     if resolution is not None:
@@ -161,7 +162,7 @@ def render_preset(
     `values` are the caller's (command line, session start); they cannot
     replace vars, env or character.
     """
-    resolution = resolve_environment_full(project, env_name)
+    resolution = _resolution(project, env_name)
     return _render_preset(project, resolution, preset_key, values)
 
 
@@ -176,7 +177,7 @@ def render(
     `address` (`Kind/name`, kind case-insensitive) limits the output to one
     resource or preset.
     """
-    resolution = resolve_environment_full(project, env_name)
+    resolution = _resolution(project, env_name)
     state = resolution.state
     wanted = _parse_address(address, state) if address else None
     documents: list[dict[str, Any]] = []
@@ -241,8 +242,8 @@ def _resolve(
     digests: dict[Path, FileDigest],
 ) -> tuple[Resolution | None, list[Diagnostic]]:
     env = project.environment(env_name)
-    # A file that could not be read hides its resources: saying that links
-    # to them dangle would only bury the real error.
+    # A file (or folder) that could not be read hides its resources: saying
+    # that links to them dangle would only bury the real error.
     partial = any(d.severity == "error" for d in manifests.diagnostics)
     return resolve_environment(
         project, env, manifests, offline=offline, digests=digests, partial=partial
@@ -503,6 +504,7 @@ class Workspace:
         desired = self.desired
         state = self.store.load()
         self._check_client(state)
+        self._check_sources(state)
         async with self.client() as client:
             live = await fetch_live(client, self.env.client)
             requests = client.total_requests
@@ -516,6 +518,37 @@ class Workspace:
             protected=self.env.protect,
         )
         return PlanRun(plan, requests)
+
+    def _check_sources(self, state: State) -> None:
+        """A glob that matches nothing while state has resources from it is an
+        error, never an empty set: a moved folder must not plan deletes."""
+        empty = self.project.empty_globs()
+        if not empty or not state.resources:
+            return
+        problems = []
+        for index, pattern in enumerate(self.project.manifests):
+            if pattern not in empty:
+                continue
+            lost = sorted(
+                str(a)
+                for a, e in state.resources.items()
+                if e.source is not None and fnmatch.fnmatchcase(e.source, pattern)
+            )
+            if lost:
+                at = self.project.manifest_positions[index]
+                shown = ", ".join(lost[:5]) + (" …" if len(lost) > 5 else "")
+                problems.append(
+                    Diagnostic(
+                        at.file,
+                        at.line,
+                        at.col,
+                        f"manifest glob '{pattern}' matches no file, but the state of "
+                        f"{self.env.name!r} has {len(lost)} resource(s) applied from it "
+                        f"({shown}): restore the files or fix the glob",
+                    )
+                )
+        if problems:
+            raise ManifestError(problems)
 
     def _check_client(self, state: State) -> None:
         if state.resources and state.client != self.env.client:

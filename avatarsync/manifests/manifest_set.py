@@ -35,11 +35,16 @@ class ManifestSet:
     diagnostics: tuple[Diagnostic, ...]  # load and envelope problems
 
 
-def load_manifests(files: Iterable[tuple[Path, str]]) -> ManifestSet:
-    """Load (absolute path, display name) pairs; check each document's kind."""
+def load_manifests(
+    files: Iterable[tuple[Path, str]], diagnostics: Iterable[Diagnostic] = ()
+) -> ManifestSet:
+    """Load (absolute path, display name) pairs; check each document's kind.
+
+    `diagnostics` are the problems found before loading (the globs'); they
+    lead the set's own."""
     names: list[str] = []
     documents: list[ParsedDocument] = []
-    diagnostics: list[Diagnostic] = []
+    diagnostics = list(diagnostics)
     for path, display in files:
         names.append(display)
         loaded = load_file(path, display)

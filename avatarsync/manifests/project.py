@@ -10,12 +10,13 @@ real environment; they come back as `Secret`s and are never printed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.errors import Diagnostic, ProjectError, ProjectFileError
@@ -130,37 +131,67 @@ class Project:
             return path.as_posix()
 
     def manifest_files(self) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
-        """(path, display name) of every manifest file, sorted; a warning for
-        each glob that matches nothing (usually a typo)."""
+        """(path, display name) of every manifest file, sorted, and the problems.
+
+        A glob that matches nothing is a warning (usually a typo; `plan`
+        turns it into an error when state still has resources from it). A
+        folder that cannot be read, and a file or folder that resolves outside
+        the project (a symlink), are errors: a glob must never silently
+        become an empty set.
+        """
         found: dict[str, Path] = {}
-        warnings: list[Diagnostic] = []
+        problems: list[Diagnostic] = []
+        root = self.root.resolve()
         skip = {self.file.resolve()}
         for index, pattern in enumerate(self.manifests):
-            matched = False
+            at = (
+                self.manifest_positions[index]
+                if index < len(self.manifest_positions)
+                else Position(self.file.name, 1, 1)
+            )
+
+            def problem(message: str, severity: Literal["error", "warning"] = "error") -> None:
+                problems.append(Diagnostic(at.file, at.line, at.col, message, severity))  # noqa: B023
+
+            unreadable = _unreadable_folders(self.root, pattern)
+            for folder in unreadable:
+                problem(
+                    f"manifest glob '{pattern}': cannot read folder "
+                    f"'{self.display(folder)}' (permission denied)"
+                )
+            matched = bool(unreadable)  # said already: not also "matches no file"
             for path in sorted(self.root.glob(pattern)):
-                if not path.is_file() or path.resolve() in skip:
-                    continue
                 display = self.display(path)
                 if display.startswith(".avatarsync/"):
                     continue  # our own state, never a manifest
+                try:
+                    resolved = path.resolve(strict=True)
+                except (OSError, RuntimeError):  # a dangling link or a symlink loop
+                    problem(f"manifest glob '{pattern}': '{display}' is a broken symlink")
+                    continue
+                if not resolved.is_relative_to(root):
+                    problem(
+                        f"manifest glob '{pattern}': '{display}' is a symlink to "
+                        f"{resolved}, outside the project folder (globs cannot leave it)"
+                    )
+                    continue
+                if not resolved.is_file() or resolved in skip:
+                    continue
                 matched = True
                 found.setdefault(display, path)
             if not matched:
-                at = (
-                    self.manifest_positions[index]
-                    if index < len(self.manifest_positions)
-                    else Position(self.file.name, 1, 1)
-                )
-                warnings.append(
-                    Diagnostic(
-                        at.file,
-                        at.line,
-                        at.col,
-                        f"manifest glob '{pattern}' matches no file",
-                        "warning",
-                    )
-                )
-        return [(found[name], name) for name in sorted(found)], warnings
+                problem(f"manifest glob '{pattern}' matches no file", "warning")
+        return [(found[name], name) for name in sorted(found)], problems
+
+    def empty_globs(self) -> list[str]:
+        """The manifest globs that match no file now."""
+        files, problems = self.manifest_files()
+        del files
+        return [
+            pattern
+            for pattern in self.manifests
+            if any(d.message == f"manifest glob '{pattern}' matches no file" for d in problems)
+        ]
 
     def api_key(self, env: Environment) -> Secret | None:
         """The environment's API key, or None (emulator, or not set). Never printed."""
@@ -181,6 +212,37 @@ class Project:
             # when read (api_key), secret variables when substituted.
             self._dotenv[path] = parse_dotenv(text)
         return self._dotenv[path]
+
+
+def _unreadable_folders(root: Path, pattern: str) -> list[Path]:
+    """Folders a glob would have to read but cannot (Path.glob skips them silently)."""
+    parts = Path(pattern).parts
+    leading = list(itertools.takewhile(lambda part: not _magic(part), parts))
+    if len(leading) == len(parts):
+        leading = leading[:-1]  # a plain file path: only its folder is read
+    base = root.joinpath(*leading)
+    if not base.is_dir():
+        return []
+    if not os.access(base, os.R_OK | os.X_OK):
+        return [base]
+    # Folder levels the magic parts walk into (all of them for `**`).
+    depth = None if "**" in parts else len(parts) - len(leading) - 1
+    found: list[Path] = []
+    for folder, subfolders, _ in os.walk(base):
+        level = len(Path(folder).relative_to(base).parts)
+        if depth is not None and level >= depth:
+            subfolders.clear()
+            continue
+        for name in list(subfolders):
+            path = Path(folder) / name
+            if not path.is_symlink() and not os.access(path, os.R_OK | os.X_OK):
+                found.append(path)
+                subfolders.remove(name)
+    return found
+
+
+def _magic(part: str) -> bool:
+    return any(ch in part for ch in "*?[")
 
 
 def find_project(directory: Path | None = None, project_file: Path | None = None) -> Project:

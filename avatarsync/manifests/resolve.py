@@ -373,7 +373,11 @@ class _Resolver:
         for index, entry in enumerate(spec.documents or ()):
             base = ("spec", "documents", index)
             at_path = doc.source.value((*base, "path"))
-            target = (doc.path.parent / entry.path).resolve()
+            try:
+                target = (doc.path.parent / entry.path).resolve()
+            except (OSError, RuntimeError):  # a symlink loop
+                self._error(at_path, f"document path '{entry.path}' is a symlink loop")
+                continue
             if not target.is_relative_to(root):
                 self._error(
                     at_path,

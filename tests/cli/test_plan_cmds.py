@@ -252,3 +252,24 @@ def test_corrupt_state_is_refused_before_any_remote_call(project, corrupt):
         assert "avatarsync import --env test" in result.err
         assert "internal error" not in result.err and "Traceback" not in result.err
     assert project.server.stats()["totalRequests"] == 0
+
+
+def test_a_glob_that_stops_matching_is_an_error_not_a_prune_of_everything(project):
+    assert project.cli("apply", "--env", "test", "--yes").code == 0
+    (project.root / "characters").rename(project.root / "moved-away")
+    (project.root / "shared").mkdir()
+    (project.root / "moved-away" / "shared.yaml").rename(project.root / "shared" / "shared.yaml")
+    (project.root / "avatarsync.yaml").write_text(
+        (project.root / "avatarsync.yaml")
+        .read_text()
+        .replace(
+            'manifests: ["characters/*.yaml"]', 'manifests: ["shared/*.yaml", "characters/*.yaml"]'
+        )
+    )
+    result = project.cli("apply", "--env", "test", "--yes", "--prune")
+    assert result.code == 1, result.text
+    assert "manifest glob 'characters/*.yaml' matches no file, but the state of 'test' has" in (
+        result.err
+    )
+    assert "Character/tommy" in result.err
+    assert project.counts() == FULL  # nothing deleted
