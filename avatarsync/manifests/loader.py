@@ -29,6 +29,7 @@ from avatarsync.errors import Diagnostic
 from avatarsync.resources import Position
 
 __all__ = [
+    "MAX_EXPANDED_BYTES",
     "MAX_FILE_BYTES",
     "MAX_VALUES",
     "LoadResult",
@@ -48,6 +49,9 @@ __all__ = [
 MAX_FILE_BYTES = 1024 * 1024
 # Values built per file, aliases expanded: stops "billion laughs" documents.
 MAX_VALUES = 200_000
+# Text built per file, aliases expanded: a 50 KB value aliased ten thousand
+# times is 500 MB after expansion, however few values that makes.
+MAX_EXPANDED_BYTES = 4 * MAX_FILE_BYTES
 
 YamlPath = tuple[str | int, ...]
 
@@ -193,19 +197,19 @@ def load_file(path: Path, display: str) -> LoadResult:
 def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
     """Parse YAML text (possibly many documents) into data plus source maps."""
     result = LoadResult()
+    # YAML reads CR and CRLF as line breaks (and folds them to LF in values);
+    # normalising first keeps every position, and every literal block's
+    # line-by-line mapping to its source, in one convention.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         result.diagnostics.append(
             _diag(display, 1, 1, "file is empty (delete it, or keep a comment in it)")
         )
         return result
     builder = _Builder(display, text, result.diagnostics)
-    loader: yaml.SafeLoader | None = None
     try:
-        # The reader checks for control characters already in the constructor.
-        loader = yaml.SafeLoader(text)
         index = 0
-        while loader.check_node():
-            node = loader.get_node()
+        for node in _compose(text):
             if node is None or _is_empty_document(node):
                 continue  # a bare `---` or a document holding only comments
             source = SourceMap(display)
@@ -236,13 +240,37 @@ def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
                 display,
                 1,
                 1,
-                f"document expands to more than {MAX_VALUES} values (aliases nested too deep?)",
+                f"document expands to more than {MAX_VALUES} values or "
+                f"{_human_size(MAX_EXPANDED_BYTES)} of text (aliases repeated too often?)",
             )
         )
-    finally:
-        if loader is not None:
-            loader.dispose()
     return result
+
+
+def _compose(text: str) -> Iterator[Node | None]:
+    """The documents' node trees: libyaml's composer when it has it (ten times
+    faster, same marks), PyYAML's own otherwise, and always PyYAML's for a
+    text libyaml refuses, so every syntax error reads the same."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        loader = fast(text)
+        try:
+            nodes = []
+            while loader.check_node():
+                nodes.append(loader.get_node())
+        except Exception:  # any refusal: PyYAML below says it in its words
+            pass
+        else:
+            yield from nodes
+            return
+        finally:
+            loader.dispose()
+    pure = yaml.SafeLoader(text)  # its reader checks for control characters at once
+    try:
+        while pure.check_node():
+            yield pure.get_node()
+    finally:
+        pure.dispose()
 
 
 def yaml11_surprise(info: ScalarInfo, value: Any) -> str | None:
@@ -314,7 +342,10 @@ class _Builder:
         self.diagnostics = diagnostics
         self.constructor = SafeConstructor()
         self.count = 0
+        self.expanded = 0  # characters of scalar text built, aliases counted each time
         self.active: set[int] = set()  # nodes being built: catches recursive aliases
+        # One ScalarInfo per node: an alias repeats the node, not its source text.
+        self.infos: dict[int, ScalarInfo] = {}
 
     def build(self, node: Node, path: YamlPath, source: SourceMap) -> Any:
         self.count += 1
@@ -345,17 +376,22 @@ class _Builder:
         if tag not in _SCALAR_TAGS or not node.tag.startswith(_TAG):
             self._error(node, f"unsupported YAML tag '{node.tag}' (write plain values)")
             tag = "str"
-        start, end = node.start_mark, node.end_mark
-        text = self.text[start.index : end.index]
-        source.scalars[path] = ScalarInfo(
-            text=text,
-            style=node.style or None,
-            tag=tag,
-            line=start.line + 1,
-            col=start.column + 1,
-            end_line=end.line + 1,
-            block_indent=self._block_indent(node) if node.style == "|" else None,
-        )
+        self.expanded += len(node.value)
+        if self.expanded > MAX_EXPANDED_BYTES:
+            raise _TooManyValues
+        info = self.infos.get(id(node))
+        if info is None:
+            start, end = node.start_mark, node.end_mark
+            info = self.infos[id(node)] = ScalarInfo(
+                text=self.text[start.index : end.index],
+                style=node.style or None,
+                tag=tag,
+                line=start.line + 1,
+                col=start.column + 1,
+                end_line=end.line + 1,
+                block_indent=self._block_indent(node) if node.style == "|" else None,
+            )
+        source.scalars[path] = info
         if tag == "str":
             return node.value
         try:
@@ -368,10 +404,10 @@ class _Builder:
     def _mapping(self, node: MappingNode, path: YamlPath, source: SourceMap) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_seen: dict[str, Node] = {}
-        merges: list[Node] = []
+        merges: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _TAG + "merge":
-                merges.append(value_node)
+                merges.append((key_node, value_node))
                 continue
             if not isinstance(key_node, ScalarNode):
                 self._error(key_node, "mapping keys must be plain text, not a list or mapping")
@@ -389,16 +425,19 @@ class _Builder:
             first_seen[key] = key_node
             source.keys[(*path, key)] = self._pos(key_node)
             result[key] = self.build(value_node, (*path, key), source)
-        for merge in merges:
-            self._merge(merge, path, source, result)
+        for key_node, merge in merges:
+            self._merge(key_node, merge, path, source, result)
         return result
 
-    def _merge(self, node: Node, path: YamlPath, source: SourceMap, into: dict[str, Any]) -> None:
+    def _merge(
+        self, merge_key: Node, node: Node, path: YamlPath, source: SourceMap, into: dict[str, Any]
+    ) -> None:
         """`<<: *anchor` (or a list of them): keys written here win."""
         sources = node.value if isinstance(node, SequenceNode) else [node]
         for item in sources:
             if not isinstance(item, MappingNode):
-                self._error(item, "'<<' merges only mappings (an alias of a mapping)")
+                # At the merge key: the anchor may be far away, or in another document.
+                self._error(merge_key, "'<<' merges only mappings (an alias of a mapping)")
                 continue
             for key_node, value_node in item.value:
                 if not isinstance(key_node, ScalarNode) or key_node.tag == _TAG + "merge":

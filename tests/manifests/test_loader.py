@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -159,12 +160,30 @@ def test_alias_bombs_and_recursion_are_refused() -> None:
         lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
     # How fast it is refused is measured in benchmarks/, not asserted here.
     assert messages("\n".join(lines) + "\n") == [
-        "f.yaml:1:1: document expands to more than 200000 values (aliases nested too deep?)"
+        "f.yaml:1:1: document expands to more than 200000 values or 4 MiB of text "
+        "(aliases repeated too often?)"
     ]
     assert messages("a: &a [*a]\n") == [
         "f.yaml:1:4: an alias refers to the collection that contains it"
     ]
     assert messages("[" * 5000 + "]" * 5000 + "\n") == ["f.yaml:1:1: YAML nesting is too deep"]
+
+
+def test_an_alias_repeated_many_times_is_limited_by_the_bytes_it_expands_to() -> None:
+    # 500 KB of source: one 50 KB value and ten thousand aliases of it. Few
+    # values, but 500 MB once expanded (and the loader used to copy the source
+    # text of the value once per alias).
+    text = "big: &big '" + "x" * 50_000 + "'\nuses:\n" + "  - *big\n" * 10_000
+    tracemalloc.start()
+    try:
+        assert messages(text) == [
+            "f.yaml:1:1: document expands to more than 200000 values or 4 MiB of text "
+            "(aliases repeated too often?)"
+        ]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024
 
 
 def test_empty_and_comment_only_files(tmp_path: Path) -> None:
@@ -216,3 +235,35 @@ def test_any_text_gives_data_or_diagnostics_never_an_exception(text: str) -> Non
     for diagnostic in result.diagnostics:
         assert diagnostic.line >= 1 and diagnostic.col >= 1
         assert diagnostic.message
+
+
+def test_cr_only_line_breaks_keep_positions_inside_literal_blocks() -> None:
+    text = "a: 1\rb: |\r  first line\r  second ${oops\r"
+    result = load_text(text, "f.yaml")
+    info = result.documents[0].source.scalars[("b",)]
+    value = result.documents[0].data["b"]
+    assert value == "first line\nsecond ${oops\n"
+    assert info.locate(value, value.index("${")) == (4, 10)
+
+
+def test_a_merge_of_a_scalar_is_reported_at_the_merge_key() -> None:
+    text = "anchor: &s just text\nother: 1\nmapping:\n  <<: *s\n  b: 2\n"
+    assert messages(text) == ["f.yaml:4:3: '<<' merges only mappings (an alias of a mapping)"]
+
+
+def test_libyaml_and_pure_python_composers_give_the_same_result(monkeypatch) -> None:
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    texts = [p.read_text(encoding="utf-8") for p in (repo / "examples").rglob("*.yaml")]
+    texts += [p.read_text(encoding="utf-8") for p in (repo / "tests/corpus").rglob("*.yaml")]
+    assert len(texts) > 30
+    texts.append("a: 'héllo ✓'\nb: |\n  ünï ✓\n  two\nc: [1, {d: é}]\nx: &x 1\ny: *x\n")
+    fast = [load_text(t, "f.yaml") for t in texts]
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    pure = [load_text(t, "f.yaml") for t in texts]
+    for a, b in zip(fast, pure, strict=True):
+        assert a.diagnostics == b.diagnostics
+        assert [(d.data, d.source) for d in a.documents] == [
+            (d.data, d.source) for d in b.documents
+        ]
