@@ -250,9 +250,15 @@ def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
 def _compose(text: str) -> Iterator[Node | None]:
     """The documents' node trees: libyaml's composer when it has it (ten times
     faster, same marks), PyYAML's own otherwise, and always PyYAML's for a
-    text libyaml refuses, so every syntax error reads the same."""
+    text libyaml refuses, so every syntax error reads the same.
+
+    libyaml is more lenient than PyYAML in a few corners: tabs as separation
+    whitespace (PyYAML refuses any tab outside a scalar, which is what the
+    "use spaces" diagnostic relies on) and a few reserved indicators. Texts
+    with a tab or a control character always take PyYAML's path.
+    """
     fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+    if fast is not None and "\t" not in text and not yaml.reader.Reader.NON_PRINTABLE.search(text):
         loader = fast(text)
         try:
             nodes = []
