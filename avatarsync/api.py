@@ -425,7 +425,9 @@ class Workspace:
     """One environment, opened: API endpoint, state store, optional emulator.
 
     `env` is an environment name (or an `Environment` of `project`). The
-    desired state is resolved once, on first use. An environment with
+    desired state is resolved once, when the workspace opens (so bad input
+    fails before anything remote), or on first use with `resolve_first=False`
+    (export, which reads live state only). An environment with
     `emulator: true` and no `url` gets the embedded emulator, started for as
     long as the workspace is open and persisted next to the state
     (`.avatarsync/emulator/<env>.sqlite`), so plan and apply in separate
@@ -439,8 +441,10 @@ class Workspace:
         *,
         parallelism: int = 10,
         client_factory: Callable[[str, Secret, int], EquosClient] | None = None,
+        resolve_first: bool = True,
     ) -> None:
         self.project = project
+        self._resolve_first = resolve_first
         self.env = project.environment(env) if isinstance(env, str) else env
         self.parallelism = parallelism
         self.store: StateStore = FileStateStore(
@@ -455,6 +459,8 @@ class Workspace:
 
     def __enter__(self) -> Workspace:
         env = self.env
+        if self._resolve_first:
+            _ = self.desired  # bad input fails here, before a server starts or a key is read
         if env.emulator and not env.url:
             from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
 

@@ -20,6 +20,7 @@ import click
 
 from avatarsync._version import __version__
 from avatarsync.errors import AvatarsyncError, Diagnostic, ManifestError, ProjectFileError
+from avatarsync.output import escape_controls
 from avatarsync.secret import scrub
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
     except AvatarsyncError as exc:
         if debug:
             click.echo(scrub(traceback.format_exc()), err=True)
-        click.echo(scrub(f"error: {exc}"), err=True)
+        click.echo(escape_controls(scrub(f"error: {exc}")), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -131,13 +132,33 @@ def report_diagnostics(
     can open them), or GitHub workflow commands on stdout."""
     for d in diagnostics:
         file = shown_path(root / d.file) if root is not None else d.file
+        # Manifest text reaches these messages: it must not drive the terminal
+        # (escape sequences) or forge lines of its own (newlines).
+        message = one_line_safe(scrub(d.message))
         if output_format == "github":
-            # Workflow commands are read from stdout; the message is escaped
-            # as GitHub documents (%, CR, LF).
-            message = d.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            click.echo(scrub(f"::{d.severity} file={file},line={d.line},col={d.col}::{message}"))
+            # Workflow commands are read from stdout; properties and message
+            # are escaped as GitHub documents.
+            click.echo(
+                f"::{d.severity} file={_gh_property(one_line_safe(file))},line={d.line},"
+                f"col={d.col}::{_gh_message(message)}"
+            )
         else:
-            click.echo(scrub(str(Diagnostic(file, d.line, d.col, d.message, d.severity))), err=True)
+            click.echo(
+                str(Diagnostic(one_line_safe(file), d.line, d.col, message, d.severity)), err=True
+            )
+
+
+def one_line_safe(text: str) -> str:
+    """Control characters (newlines included) shown as escapes, never acted on."""
+    return escape_controls(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def _gh_message(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_message(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def diagnostic_summary(errors: int, warnings: int) -> str:

@@ -279,7 +279,7 @@ def export_(obj: CliContext, env_name: str, out_dir: Path) -> int:
     from avatarsync.api import Workspace, write_schemas
 
     project = open_project(obj)
-    with Workspace(project, env_name) as ws:
+    with Workspace(project, env_name, resolve_first=False) as ws:
         result = ws.export(out_dir)
     write_schemas(out_dir / "schemas")
     for path in sorted(result.files):

@@ -56,6 +56,7 @@ MAX_EXPANDED_BYTES = 4 * MAX_FILE_BYTES
 YamlPath = tuple[str | int, ...]
 
 _TAG = "tag:yaml.org,2002:"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALAR_TAGS = {"str", "null", "bool", "int", "float", "timestamp"}
 
 
@@ -213,6 +214,7 @@ def load_text(text: str, display: str, path: Path | None = None) -> LoadResult:
             if node is None or _is_empty_document(node):
                 continue  # a bare `---` or a document holding only comments
             source = SourceMap(display)
+            builder.infos.clear()  # aliases stay within a document; ids of freed nodes recur
             data = builder.build(node, (), source)
             result.documents.append(
                 YamlDocument(display, path or Path(display), index, data, source)
@@ -398,6 +400,14 @@ class _Builder:
                 block_indent=self._block_indent(node) if node.style == "|" else None,
             )
         source.scalars[path] = info
+        if _SURROGATE.search(node.value):
+            self._error(
+                node,
+                "text contains a lone surrogate (an escape like \\ud800, half of a "
+                "character), which is not text; write characters beyond \\uffff as "
+                "\\U0001F600",
+            )
+            return node.value.encode("utf-8", "replace").decode("utf-8")
         if tag == "str":
             return node.value
         try:

@@ -196,6 +196,11 @@ def _message(
                 f"{field} '{value}' is not an environment variable name "
                 "(letters, digits and '_', not starting with a digit)"
             ), False
+        if path and path[-1] == "mimeType":
+            return (
+                f"{field} {value!r} is not a mime type (type/subtype, e.g. text/markdown; "
+                "it is sent as an HTTP header)"
+            ), False
         return f"{field} '{value}' is not a valid key: {_pattern_text()}", False
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"{field} must be a whole number, not {_describe_value(value, info)}", False

@@ -86,7 +86,11 @@ class DocumentEntry(_Model):
     path: str = Field(description="File path, relative to the manifest file naming it.")
     name: str | None = Field(None, description="Document name (default: the file name).")
     description: str | None = None
-    mime_type: str | None = Field(None, description="Guessed from the extension when absent.")
+    mime_type: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(\s*;\s*[\w.+-]+=[\w.+-]+)*$",
+        description="Guessed from the extension when absent (e.g. text/markdown).",
+    )
 
 
 class KnowledgeBaseSpec(_Model):

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.errors import Diagnostic, ProjectError, ProjectFileError
-from avatarsync.manifests.loader import SourceMap, load_file, yaml11_surprise
+from avatarsync.manifests.loader import SourceMap, YamlPath, load_file, yaml11_surprise
 from avatarsync.manifests.messages import did_you_mean, validate_model, yaml11_diagnostics
 from avatarsync.manifests.models import ProjectModel
 from avatarsync.resources import Position
@@ -49,9 +50,17 @@ class EnvPolicy:
     allow: frozenset[str] = frozenset()
     allow_prefixes: tuple[str, ...] = ()
     secret: frozenset[str] = frozenset()
+    # Variables holding credentials (every environment's apiKeyEnv): never
+    # readable, whatever allow, allowPrefixes or secret say.
+    credentials: frozenset[str] = frozenset()
 
     def allows(self, name: str) -> bool:
+        if name in self.credentials:
+            return False
         return name in self.allow or name in self.secret or name.startswith(self.allow_prefixes)
+
+    def is_credential(self, name: str) -> bool:
+        return name in self.credentials
 
     def is_secret(self, name: str) -> bool:
         return name in self.secret
@@ -309,13 +318,14 @@ def load_project_file(path: Path) -> Project:
             vars=env_model.vars,
             protect=env_model.protect,
             emulator=env_model.emulator,
-            state_path=(root / state).resolve(),
+            state_path=_inside(root, state, doc.source, ("environments", env_name, "state")),
             position=doc.source.value(("environments", env_name)),
         )
     policy = EnvPolicy(
         allow=frozenset(model.env.allow),
         allow_prefixes=tuple(model.env.allow_prefixes),
         secret=frozenset(model.env.secret),
+        credentials=frozenset(e.api_key_env for e in model.environments.values() if e.api_key_env),
     )
     return Project(
         root=root,
@@ -360,10 +370,69 @@ def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
                 f"environment '{env_name}': url cannot be combined with emulator: true "
                 "(the embedded emulator picks its own address)",
             )
-        elif isinstance(url, str) and not re.match(r"^https?://[^\s/]+", url):
-            error((*base, "url"), f"url '{url}' must start with http:// or https://")
+        elif isinstance(url, str) and (problem := url_problem(url)) is not None:
+            error((*base, "url"), f"environment '{env_name}': url {problem}")
+        state = env.get("state")
+        if isinstance(state, str) and _leaves(Path(state)):
+            error(
+                (*base, "state"),
+                f"environment '{env_name}': state '{state}' must stay inside the project "
+                "folder (for state shared between machines use a shared backend)",
+            )
         found.extend(_check_vars(env.get("vars"), source, (*base, "vars")))
     return found
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with an API base URL, or None. Checked when the project
+    loads, so a bad one fails `validate`, not a plan half way."""
+    shown = repr(re.sub(r"//[^/@]*@", "//***@", url))  # never echo a password
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return f"{shown} contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0..65535
+    except ValueError as exc:
+        return f"{shown} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{shown} must start with http:// or https://"
+    if not parts.hostname:
+        return f"{shown} has no host"
+    if parts.username is not None or parts.password is not None:
+        return (
+            f"{shown} must not carry a user or password (the API key comes from "
+            "apiKeyEnv, never from the project file)"
+        )
+    if port == 0:
+        return f"{shown} has port 0"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"{shown} must be the API's base URL, scheme://host[:port], with no path or query"
+    return None
+
+
+def _inside(root: Path, relative: str, source: SourceMap, path: YamlPath) -> Path:
+    """`relative` under `root`, refused when a symlink takes it outside."""
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        at = source.value(path)
+        raise ProjectFileError(
+            [
+                Diagnostic(
+                    at.file,
+                    at.line,
+                    at.col,
+                    f"state '{relative}' resolves to {resolved}, outside the project folder "
+                    "(a symlink?); for state shared between machines use a shared backend",
+                )
+            ],
+            root,
+        )
+    return resolved
+
+
+def _leaves(path: Path) -> bool:
+    """Whether a project-relative path (or an absolute one) can leave the project."""
+    return path.is_absolute() or ".." in path.parts
 
 
 def _check_vars(values: Any, source: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:

@@ -142,6 +142,7 @@ class _Resolver:
             lookup_env=lambda name: project.lookup_env(name, env),
             allows_env=project.env_policy.allows,
             is_secret=project.env_policy.is_secret,
+            is_credential=project.env_policy.is_credential,
             unset_env_is_error=not offline,
         )
         self.tables: dict[Kind, dict[str, ParsedDocument]] = {kind: {} for kind in Kind}

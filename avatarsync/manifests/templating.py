@@ -18,22 +18,29 @@ caller turns them into positions with the loader's SourceMap.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from jinja2 import (
     ChainableUndefined,
+    Environment,
     StrictUndefined,
+    Template,
     TemplateSyntaxError,
     UndefinedError,
     meta,
     nodes,
 )
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.utils import missing
+from jinja2.visitor import NodeTransformer
 
 from avatarsync.manifests.messages import did_you_mean
 from avatarsync.secret import register
@@ -78,6 +85,7 @@ class SubstitutionContext:
     lookup_env: Callable[[str], str | None]
     allows_env: Callable[[str], bool]
     is_secret: Callable[[str], bool]
+    is_credential: Callable[[str], bool] = lambda _name: False
     # Offline validation: an unset variable is a warning, not an error, so CI
     # can validate without holding every environment's secrets.
     unset_env_is_error: bool = True
@@ -151,6 +159,15 @@ def _evaluate(
         return text
     if match := _ENV_EXPR.match(expr):
         name = match.group(1)
+        if ctx.is_credential(name):
+            result.problems.append(
+                Problem(
+                    offset,
+                    f"${{env.{name}}} is not allowed: {name} holds an environment's API key "
+                    "(apiKeyEnv), which manifests can never read",
+                )
+            )
+            return None
         if not ctx.allows_env(name):
             result.problems.append(
                 Problem(
@@ -258,15 +275,243 @@ class TemplateFailure(Exception):
         return f"{self.message}{where}{self.hint}"
 
 
+# --- limits ---------------------------------------------------------------------------
+#
+# A template comes from a manifest, which may come from anyone who can open a
+# pull request: rendering it (validate and plan trial-render every preset)
+# must not be able to exhaust the machine. jinja2's sandbox guards attribute
+# access, not size, so on top of it: every string, list and number a
+# template builds is bounded, loop iterations and calls share one budget per
+# render, calls cannot nest deeper than a few dozen, and the output is
+# capped. Each refusal is a TemplateFailure at the template's line.
+
+MAX_OUTPUT = 64 * 1024  # characters one template may render
+MAX_VALUE = 64 * 1024  # characters (or items) of any string or list it builds
+MAX_INT_BITS = 4096  # an integer of more bits is refused (10 ** 1233 is ~4096 bits)
+MAX_STEPS = 200_000  # loop iterations plus calls, per render
+MAX_CALL_DEPTH = 40  # nested macro / function calls
+_LOOP = "_avatarsync_loop"
+_CONCAT = "_avatarsync_concat"
+_WIDTH = re.compile(r"%[-+ #0]*(\d+)?(?:\.(\d+))?|\{[^{}]*:[^{}]*?(\d+)[^{}]*\}")
+
+
+class TemplateLimit(SecurityError):
+    """A template tried to build or do more than the limits allow."""
+
+
+@dataclass
+class _Budget:
+    steps: int = 0
+    depth: int = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise TemplateLimit(
+                f"the template runs more than {MAX_STEPS} loop iterations and calls"
+            )
+
+
+_budget: ContextVar[_Budget] = ContextVar("avatarsync_template_budget")
+
+
+def _current_budget() -> _Budget:
+    try:
+        return _budget.get()
+    except LookupError:  # rendered outside render_template: give it its own
+        budget = _Budget()
+        _budget.set(budget)
+        return budget
+
+
+def _check_value(value: Any) -> Any:
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_VALUE:
+        raise TemplateLimit(f"a value of more than {MAX_VALUE} characters or items")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise TemplateLimit(f"an integer of more than {MAX_INT_BITS} bits")
+    return value
+
+
+def _check_widths(fmt: str) -> None:
+    """`'%1000000000s' % x` or `'{:>1000000000}'.format(x)` would build a huge string."""
+    for match in _WIDTH.finditer(fmt):
+        for width in match.groups():
+            if width is not None and int(width) > MAX_VALUE:
+                raise TemplateLimit(f"a format width of {width} (more than {MAX_VALUE})")
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | list | tuple | dict) else 0
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    ints = (
+        isinstance(left, int)
+        and isinstance(right, int)
+        and not isinstance(left, bool)
+        and not isinstance(right, bool)
+    )
+    if operator == "**" and ints and right > 0 and abs(left) > 1:
+        if abs(left).bit_length() * right > MAX_INT_BITS:
+            raise TemplateLimit(f"{left} ** {right} is larger than {MAX_INT_BITS} bits")
+    elif operator == "*":
+        if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise TemplateLimit(f"a product larger than {MAX_INT_BITS} bits")
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(times, int) and times * _size(seq) > MAX_VALUE:
+                raise TemplateLimit(f"a value of more than {MAX_VALUE} characters or items")
+    elif operator == "+" and _size(left) + _size(right) > MAX_VALUE:
+        raise TemplateLimit(f"a value of more than {MAX_VALUE} characters or items")
+    elif operator == "%" and isinstance(left, str):
+        _check_widths(left)
+
+
+def _check_arguments(args: Iterable[Any]) -> None:
+    """A count or width beyond the value limit ('x'.center(10**9), |indent(10**9))."""
+    for arg in args:
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_VALUE:
+            raise TemplateLimit(f"an argument of {arg} (more than {MAX_VALUE})")
+
+
+def _check_replace(text: Any, old: Any, new: Any) -> None:
+    if isinstance(text, str) and text.count(str(old) or " ") * len(str(new)) > MAX_VALUE:
+        raise TemplateLimit(f"a value of more than {MAX_VALUE} characters or items")
+
+
+def _check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """What a call could build before its result is checked."""
+    if isinstance(getattr(obj, "__self__", None), str) and obj.__name__ == "replace" and args[1:]:
+        _check_replace(obj.__self__, args[0], args[1])
+    _check_arguments((*args, *kwargs.values()))
+
+
+def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)  # keeps jinja2's pass_context / pass_environment marks
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _current_budget().step()
+        # The filtered value was checked when it was built; its arguments are
+        # widths, counts and replacements.
+        values = [a for a in args if not isinstance(a, Context | EvalContext | Environment)]
+        _check_arguments((*values[1:], *kwargs.values()))
+        if name == "replace" and len(values) >= 3:
+            _check_replace(values[0], values[1], values[2])
+        elif name == "format" and values and isinstance(values[0], str):
+            _check_widths(values[0])
+        return _check_value(function(*args, **kwargs))
+
+    return guarded
+
+
+def _loop_guard(iterable: Any) -> Iterator[Any]:
+    """What every `{% for %}` iterates through: each item costs one step."""
+    budget = _current_budget()
+    for item in iterable:
+        budget.step()
+        yield item
+
+
+def _concat_guard(*parts: Any) -> str:
+    """`a ~ b`: refused before it builds a string over the limit."""
+    if sum(len(str(p)) for p in parts) > MAX_VALUE:
+        raise TemplateLimit(f"a value of more than {MAX_VALUE} characters or items")
+    return "".join(str(p) for p in parts)
+
+
+class _Guards(NodeTransformer):
+    """Rewrites a parsed template so loops and `~` go through the guards."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _call(_LOOP, [node.iter], node.lineno)  # type: ignore[list-item]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _call(_CONCAT, list(node.nodes), node.lineno)
+
+
+def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    call = nodes.Call(nodes.Name(name, "load"), args, [], None, None)
+    call.set_lineno(lineno)
+    return call
+
+
+class _LimitedSandbox(SandboxedEnvironment):
+    """jinja2's sandbox with the size, step and depth limits above."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _check_binop(operator, left, right)
+        return _check_value(super().call_binop(context, operator, left, right))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        # The sandbox hands out its own str.format / format_map: check widths first.
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        template = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            _check_widths(template)
+            result: str = wrapper(*args, **kwargs)
+            return _check_value(result)  # type: ignore[no-any-return]
+
+        return checked
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        budget = _current_budget()
+        budget.step()
+        # range() is lazy and already capped by the sandbox; its iterations
+        # are what the loop guard counts.
+        if __obj not in (_loop_guard, _concat_guard, range, safe_range):
+            _check_call(__obj, args, kwargs)
+        budget.depth += 1
+        try:
+            if budget.depth > MAX_CALL_DEPTH:
+                raise TemplateLimit(
+                    f"calls nest deeper than {MAX_CALL_DEPTH} (a macro that calls itself?)"
+                )
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            budget.depth -= 1
+        return result if isinstance(result, Iterator) else _check_value(result)
+
+
 def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = _LimitedSandbox(
         undefined=_Undefined,
         autoescape=False,
         keep_trailing_newline=True,
     )
+    env.filters = {name: _guard_filter(name, f) for name, f in env.filters.items()}
+    env.globals[_LOOP] = _loop_guard
+    env.globals[_CONCAT] = _concat_guard
+    return env
 
 
 _ENV = _environment()
+
+
+def _compile(source: str) -> Template:
+    ast = _ENV.parse(source)
+    _Guards().visit(ast)
+    return _ENV.from_string(ast)
+
+
+def _render_limited(template: Template, context: Mapping[str, Any]) -> str:
+    token = _budget.set(_Budget())
+    try:
+        parts: list[str] = []
+        length = 0
+        for part in template.generate(**context):
+            length += len(part)
+            if length > MAX_OUTPUT:
+                raise TemplateLimit(f"the output is longer than {MAX_OUTPUT} characters")
+            parts.append(part)
+        return "".join(parts)
+    finally:
+        _budget.reset(token)
 
 
 def render_template(source: str, context: Mapping[str, Any], *, names: str = "") -> str:
@@ -276,11 +521,11 @@ def render_template(source: str, context: Mapping[str, Any], *, names: str = "")
     `names` is a short text listing where caller values come from, for messages.
     """
     try:
-        template = _ENV.from_string(source)
+        template = _compile(source)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"jinja2 syntax error: {exc.message}", exc.lineno or 1) from exc
     try:
-        return template.render(**context)
+        return _render_limited(template, context)
     except _Missing as exc:
         scope = next(
             (s for s in ("vars", "env") if exc.obj is not missing and exc.obj is context.get(s)),
@@ -288,6 +533,8 @@ def render_template(source: str, context: Mapping[str, Any], *, names: str = "")
         )
         message, hint = _missing_message(exc, context, names)
         raise TemplateFailure(message, _line_of(exc), scope, hint) from exc
+    except TemplateLimit as exc:
+        raise TemplateFailure(f"template too expensive: {exc}", _line_of(exc)) from exc
     except SecurityError as exc:
         raise TemplateFailure(f"not allowed in a template: {exc}", _line_of(exc)) from exc
     except UndefinedError as exc:
@@ -296,6 +543,10 @@ def render_template(source: str, context: Mapping[str, Any], *, names: str = "")
         raise TemplateFailure(f"template error: {exc}", _line_of(exc)) from exc
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
         raise TemplateFailure(f"template error: {exc}", _line_of(exc)) from exc
+    except RecursionError as exc:  # a backstop: the depth limit should come first
+        raise TemplateFailure("template too expensive: it recurses too deeply", 1) from exc
+    except MemoryError as exc:  # a backstop, too
+        raise TemplateFailure("template too expensive: it ran out of memory", 1) from exc
 
 
 def unguarded_names(source: str) -> list[tuple[str, int]]:

@@ -12,6 +12,7 @@ has been through `secret.scrub`, and sensitive fields always show the mask.
     render_apply_text / render_apply_json / format_progress   apply
 """
 
+from avatarsync.output._format import escape_controls
 from avatarsync.output.apply_report import format_progress, render_apply_json, render_apply_text
 from avatarsync.output.color import should_color
 from avatarsync.output.plan_json import render_plan_json
@@ -19,6 +20,7 @@ from avatarsync.output.plan_markdown import render_plan_markdown
 from avatarsync.output.plan_text import render_plan_text
 
 __all__ = [
+    "escape_controls",
     "format_progress",
     "render_apply_json",
     "render_apply_text",

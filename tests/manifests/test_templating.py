@@ -182,3 +182,61 @@ def test_failures_about_vars_name_the_environment() -> None:
 )
 def test_unguarded_names(template: str, names: list[tuple[str, int]]) -> None:
     assert unguarded_names(template) == names
+
+
+# --- limits: a template from a pull request cannot exhaust the machine --------------
+
+BOMBS = [
+    ("{{ 'x' * 10**9 }}", 1, "a value of more than 65536 characters or items"),
+    ("{{ 7 ** (10**9) }}", 1, "7 ** 1000000000 is larger than 4096 bits"),
+    ("{{ 10**2000 * 10**2000 }}", 1, "larger than 4096 bits"),
+    (
+        "{% for i in range(99999) %}\n{% for j in range(99999) %}{% endfor %}{% endfor %}",
+        2,
+        "the template runs more than 200000 loop iterations and calls",
+    ),
+    (
+        "{% macro f(n) %}{{ f(n) }}{% endmacro %}\n{{ f(1) }}",
+        1,
+        "calls nest deeper than 40 (a macro that calls itself?)",
+    ),
+    ("{{ 'x'.center(10**9) }}", 1, "an argument of 1000000000 (more than 65536)"),
+    ("{{ 'x' | center(10**9) }}", 1, "an argument of 1000000000 (more than 65536)"),
+    ("{{ 'x' | indent(10**9) }}", 1, "an argument of 1000000000 (more than 65536)"),
+    ("{% set s = 'x' * 60000 %}\n{{ s ~ s }}", 2, "a value of more than 65536 characters"),
+    ("{{ '%1000000000s' % 'x' }}", 1, "a format width of 1000000000"),
+    ("{{ '{:>1000000000}'.format('x') }}", 1, "a format width of 1000000000"),
+    ("{{ '%1000000000s' | format('x') }}", 1, "a format width of 1000000000"),
+    ("{{ ('ab' * 30000) | replace('a', 'xyz') }}", 1, "a value of more than 65536"),
+    ("{{ range(100000) | join(',') }}", 1, "a value of more than 65536"),
+    ("{{ [1] * 10**9 }}", 1, "a value of more than 65536 characters or items"),
+    (
+        "{% set n = namespace(v='xxxxxxxx') %}{% for i in range(30) %}"
+        "{% set n.v = n.v ~ n.v %}{% endfor %}{{ n.v }}",
+        1,
+        "a value of more than 65536 characters",
+    ),
+    (
+        "{% for i in range(5000) %}{{ 'x' * 60 }}{% endfor %}",
+        1,
+        "the output is longer than 65536 characters",
+    ),
+]
+
+
+@pytest.mark.parametrize(("template", "line", "message"), BOMBS)
+def test_expensive_templates_are_refused_at_their_line(template: str, line: int, message: str):
+    with pytest.raises(TemplateFailure) as caught:
+        render_template(template, {})
+    assert caught.value.line == line
+    assert "template too expensive: " in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_ordinary_templates_stay_well_within_the_limits() -> None:
+    template = (
+        "{% for item in items %}{{ loop.index }}. {{ item | title }}{% if not loop.last %}, "
+        "{% endif %}{% endfor %} — {{ ('=' * 40) ~ '!' }} {{ '%5s|' % name }} {{ 2 ** 64 }}"
+    )
+    out = render_template(template, {"items": ["tents", "boots"], "name": "Ann"})
+    assert out == "1. Tents, 2. Boots — " + "=" * 40 + "!   Ann| 18446744073709551616"
