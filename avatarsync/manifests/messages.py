@@ -8,6 +8,7 @@ through the loader's `SourceMap` ("unknown field 'serch' in Character
 
 from __future__ import annotations
 
+import bisect
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from avatarsync.resources import Kind
 
 __all__ = [
     "Envelope",
+    "Suggestions",
     "check_envelope",
     "did_you_mean",
     "validate_model",
@@ -141,6 +143,40 @@ def yaml11_diagnostics(
             fix = f'write "{info.text}" in quotes'
         found.append(_at(source.value(path), f"ambiguous value: {surprise}; {fix}"))
     return found
+
+
+class Suggestions:
+    """`did_you_mean` over a large, fixed set of candidates, in near-constant time.
+
+    difflib compares the word with every candidate, so a thousand mistyped
+    references among a thousand keys cost a million comparisons. Here each
+    word is compared with a bounded pool: its neighbours in sorted order (a
+    typo late in the word) and in sorted order of the reversed strings (a typo
+    early in the word). Built once per set; small sets are searched whole.
+    """
+
+    _WHOLE = 32  # up to this many candidates, compare with all of them
+    _NEIGHBOURS = 4  # on each side, in each order
+    _HINTS = 200  # hints per set; past that many typos, more hints help nobody
+
+    def __init__(self, candidates: Iterable[str]) -> None:
+        self._sorted = sorted(set(candidates))
+        self._reversed = sorted(c[::-1] for c in self._sorted)
+        self._given = 0
+
+    def hint(self, word: str) -> str:
+        self._given += 1
+        if self._given > self._HINTS:
+            return ""
+        if len(self._sorted) <= self._WHOLE:
+            return did_you_mean(word, self._sorted)
+        pool: set[str] = set()
+        k = self._NEIGHBOURS
+        i = bisect.bisect_left(self._sorted, word)
+        pool.update(self._sorted[max(0, i - k) : i + k])
+        j = bisect.bisect_left(self._reversed, word[::-1])
+        pool.update(c[::-1] for c in self._reversed[max(0, j - k) : j + k])
+        return did_you_mean(word, pool)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, ignore_case: bool = False) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from avatarsync.errors import Diagnostic
 from avatarsync.manifests.loader import YamlDocument, YamlPath, iter_strings
 from avatarsync.manifests.manifest_set import ManifestSet, ParsedDocument
-from avatarsync.manifests.messages import did_you_mean, validate_model, yaml11_diagnostics
+from avatarsync.manifests.messages import Suggestions, validate_model, yaml11_diagnostics
 from avatarsync.manifests.models import DOCUMENT_MODELS
 from avatarsync.manifests.project import Environment, Project
 from avatarsync.manifests.templating import SubstitutionContext, substitute
@@ -152,6 +152,7 @@ class _Resolver:
         self.brain_sources: dict[Address, tuple[YamlDocument, YamlPath]] = {}
         self.labels: dict[Address, str] = {}
         self.partial = False
+        self._suggestion_index: dict[Kind, Suggestions] = {}
 
     def run(self) -> tuple[Resolution | None, list[Diagnostic]]:
         documents = sorted(
@@ -359,12 +360,18 @@ class _Resolver:
             return None
         at = pd.doc.source.value(path)
         other = [k.value for k in Kind if k is not kind and key in self.tables[k]]
-        hint = f" ('{key}' is a {other[0]})" if other else did_you_mean(key, self.tables[kind])
+        hint = f" ('{key}' is a {other[0]})" if other else self._suggestions(kind).hint(key)
         self._error(
             at,
             f"{pd.envelope.what} references {kind.value} '{key}', which does not exist{hint}",
         )
         return None
+
+    def _suggestions(self, kind: Kind) -> Suggestions:
+        """The keys of `kind`, indexed once for did-you-mean hints."""
+        if kind not in self._suggestion_index:
+            self._suggestion_index[kind] = Suggestions(self.tables[kind])
+        return self._suggestion_index[kind]
 
     def _documents(self, pd: ParsedDocument, spec: Any) -> tuple[DocumentSpec, ...]:
         doc = pd.doc

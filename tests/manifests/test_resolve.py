@@ -318,3 +318,22 @@ def test_a_missing_template_variable_fails_validate_not_the_session(tmp_path: Pa
     ]
     with pytest.raises(ManifestError):
         api.render_preset(project, "prod", "p", {})
+
+
+def test_did_you_mean_over_thousands_of_keys_finds_early_and_late_typos() -> None:
+    from avatarsync.manifests.messages import Suggestions
+
+    keys = [f"brain-{i:04d}" for i in range(4000)] + ["support-agent", "sales-agent"]
+    suggestions = Suggestions(keys)
+    assert suggestions.hint("brian-0421") == " (did you mean 'brain-0421'?)"  # early typo
+    assert suggestions.hint("brain-0421x") == " (did you mean 'brain-0421'?)"  # late typo
+    assert suggestions.hint("suport-agent") == " (did you mean 'support-agent'?)"
+    assert suggestions.hint("zzzzzzzz") == ""
+
+
+def test_did_you_mean_stops_hinting_after_a_couple_of_hundred_typos() -> None:
+    from avatarsync.manifests.messages import Suggestions
+
+    suggestions = Suggestions([f"brain-{i:04d}" for i in range(100)])
+    assert all(suggestions.hint(f"brian-{i % 100:04d}") for i in range(200))
+    assert suggestions.hint("brian-0001") == ""  # messages stay complete; only hints stop
