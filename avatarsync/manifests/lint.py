@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.errors import Diagnostic
+from avatarsync.manifests.messages import did_you_mean
 from avatarsync.manifests.project import Project
 from avatarsync.manifests.resolve import Resolution
 from avatarsync.manifests.templating import (
@@ -22,7 +24,7 @@ from avatarsync.manifests.templating import (
     render_template,
     unguarded_names,
 )
-from avatarsync.resources import Address, DesiredState, Kind, Position, Preset
+from avatarsync.resources import Address, DesiredResource, DesiredState, Kind, Position, Preset
 
 __all__ = ["CALLER_VALUES", "character_context", "lint", "preset_context"]
 
@@ -35,6 +37,60 @@ def lint(project: Project, resolution: Resolution) -> list[Diagnostic]:
     found += _check_templates(project, resolution)
     found += _check_placeholders(resolution)
     found += _check_unused(resolution.state)
+    found += _check_identities(resolution.state)
+    found += _check_livekit_identities(resolution.state)
+    return found
+
+
+def _check_identities(state: DesiredState) -> list[Diagnostic]:
+    """Identities the catalog does not list: the platform may have them (its
+    gallery changes between releases), so warn and let the server decide."""
+    found: list[Diagnostic] = []
+    known = {Kind.VOICE.value: VOICE_IDENTITIES, Kind.FACE.value: FACE_IDENTITIES}
+    for resource in state.resources.values():
+        table = known.get(resource.kind)
+        identity = resource.spec.get("identity")
+        if table is None or not isinstance(identity, str) or identity in table:
+            continue
+        at = resource.field_positions.get("identity", resource.position)
+        what = "voice" if resource.kind == Kind.VOICE.value else "face"
+        hint = did_you_mean(identity, table, ignore_case=True)
+        found.append(
+            _at(
+                at,
+                f"{what} identity '{identity}' is not one avatarsync knows{hint}; "
+                "the platform decides (its gallery changes between releases)",
+                "warning",
+            )
+        )
+    return found
+
+
+def _check_livekit_identities(state: DesiredState) -> list[Diagnostic]:
+    """Two characters joining rooms as the same participant would collide in a
+    room they share; the API documents no uniqueness rule, so warn."""
+    first: dict[str, DesiredResource] = {}
+    found: list[Diagnostic] = []
+    for resource in state.resources.values():
+        if resource.kind != Kind.CHARACTER.value:
+            continue
+        identity = resource.spec.get("livekitIdentity")
+        if not isinstance(identity, str):
+            continue
+        if identity not in first:
+            first[identity] = resource
+            continue
+        other = first[identity]
+        at = resource.field_positions.get("livekitIdentity", resource.position)
+        was = other.field_positions.get("livekitIdentity", other.position)
+        found.append(
+            _at(
+                at,
+                f"Character '{resource.key}' has the same livekitIdentity '{identity}' as "
+                f"Character '{other.key}' ({was}): both would join a room as one participant",
+                "warning",
+            )
+        )
     return found
 
 

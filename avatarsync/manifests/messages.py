@@ -221,7 +221,7 @@ def _message(
             True,
         )
     if value is None and info is not None and not info.text and kind != "ref_or_inline":
-        return _no_value(field, path, error), False
+        return _no_value(field, path, _where(what, path[:-1])), False
     if kind == "string_type":
         return _not_text(field, value, info), False
     if kind == "literal_error":
@@ -257,11 +257,10 @@ def _message(
     return f"{field}: {error['msg']}", False
 
 
-def _no_value(field: str, path: YamlPath, error: Any) -> str:
-    expected = error.get("ctx", {}).get("expected", "")
-    if path and path[-1] == "identity" and f"'{VOICE_IDENTITIES[0]}'" in expected:
+def _no_value(field: str, path: YamlPath, what: str) -> str:
+    if path and path[-1] == "identity" and "Voice" in what:
         return f"{field} has no value; write one of the 30 Equos voices (e.g. Puck)"
-    if path and path[-1] == "identity" and f"'{FACE_IDENTITIES[0]}'" in expected:
+    if path and path[-1] == "identity" and "Face" in what:
         return f"{field} has no value; write a face of the gallery ({', '.join(FACE_IDENTITIES)})"
     return f"{field} has no value; write one"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
@@ -40,8 +40,21 @@ __all__ = [
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a process environment variable name
 _KEY_REGEX = KEY_PATTERN.pattern
 
-VoiceIdentity = Literal[VOICE_IDENTITIES]  # type: ignore[valid-type]
-FaceIdentity = Literal[FACE_IDENTITIES]  # type: ignore[valid-type]
+# Any text: the gallery changes between platform releases, so an identity
+# avatarsync does not know is a warning (lint), and the server decides. The
+# schema still offers the known ones to editors.
+VoiceIdentity = Annotated[
+    str,
+    WithJsonSchema(
+        {"anyOf": [{"enum": list(VOICE_IDENTITIES)}, {"type": "string", "minLength": 1}]}
+    ),
+]
+FaceIdentity = Annotated[
+    str,
+    WithJsonSchema(
+        {"anyOf": [{"enum": list(FACE_IDENTITIES)}, {"type": "string", "minLength": 1}]}
+    ),
+]
 Key = Annotated[str, Field(pattern=_KEY_REGEX, description="A key: unique per kind, stable.")]
 
 
@@ -63,13 +76,13 @@ class _Model(BaseModel):
 class FaceSpec(_Model):
     """A face from the Equos gallery. Faces cannot be updated: a change replaces it."""
 
-    identity: FaceIdentity = Field(description="Gallery face identity.")
+    identity: FaceIdentity = Field(min_length=1, description="Gallery face identity.")
 
 
 class VoiceSpec(_Model):
     """A voice: one of the 30 Equos voice identities, with optional instructions."""
 
-    identity: VoiceIdentity = Field(description="One of the 30 Equos voices.")
+    identity: VoiceIdentity = Field(min_length=1, description="One of the 30 Equos voices.")
     instructions: str | None = Field(None, description="Tone, rhythm, accent…")
 
 

@@ -144,11 +144,11 @@ def test_render_errors(cli) -> None:
 
 
 def test_render_refuses_a_broken_project_with_all_errors(cli) -> None:
-    result = cli("render", "--env", "local", cwd=REPO / "tests/corpus/unknown-voice")
+    result = cli("render", "--env", "local", cwd=REPO / "tests/corpus/wrong-types")
     assert result.code == 1
     # One reporter for every command: each diagnostic, then the count.
-    assert len(result.diagnostic_lines) == 3
-    assert result.err.splitlines()[-1] == "3 errors, 0 warnings"
+    assert len(result.diagnostic_lines) == 6
+    assert result.err.splitlines()[-1] == "6 errors, 0 warnings"
 
 
 def test_init_then_validate_then_render(cli, tmp_path: Path) -> None:

@@ -269,20 +269,24 @@ def test_dotenv_feeds_env_substitutions(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_substituted_values_are_validated_with_the_environment_named(tmp_path: Path) -> None:
+    (tmp_path / "faq.md").write_text("# FAQ\n")
     project = make(
         tmp_path,
-        "kind: Voice\nname: v\nspec:\n  identity: ${vars.voice}\n",
+        "kind: KnowledgeBase\nname: kb\nspec:\n  displayName: K\n  description: d\n"
+        "  documents:\n    - path: faq.md\n      mimeType: ${vars.mime}\n",
         "manifests: ['*.yaml']\nenvironments:\n"
-        "  a: {emulator: true, vars: {voice: Puck}}\n  b: {emulator: true, vars: {voice: Pukc}}\n",
+        "  a: {emulator: true, vars: {mime: text/markdown}}\n"
+        "  b: {emulator: true, vars: {mime: markdown}}\n",
     )
     with pytest.raises(ManifestError) as caught:
         api.validate(project)
     assert [str(d) for d in caught.value.diagnostics] == [
-        "m.yaml:1:1: warning: Voice 'v' is not used by any Character",
-        "m.yaml:4:13: voice identity 'Pukc' is not one of the 30 Equos voices "
-        "(did you mean 'Puck'?) (environment 'b')",
+        "m.yaml:1:1: warning: KnowledgeBase 'kb' is not used by any Character",
+        "m.yaml:8:17: documents[0].mimeType 'markdown' is not a mime type (type/subtype, "
+        "e.g. text/markdown; it is sent as an HTTP header) (environment 'b')",
     ]
-    assert api.resolve(project, "a").resources[Address("Voice", "v")].spec["identity"] == "Puck"
+    kb = api.resolve(project, "a").resources[Address("KnowledgeBase", "kb")]
+    assert kb.documents[0].mime_type == "text/markdown"
 
 
 def test_unused_resources_and_vars_are_warnings(tmp_path: Path) -> None:
