@@ -36,7 +36,8 @@ def lint(project: Project, resolution: Resolution) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     found += _check_templates(project, resolution)
     found += _check_placeholders(resolution)
-    found += _check_unused(resolution.state)
+    if resolution.complete:  # a resource may only look unused because its user failed
+        found += _check_unused(resolution.state)
     found += _check_identities(resolution.state)
     found += _check_livekit_identities(resolution.state)
     return found
@@ -165,7 +166,9 @@ def _check_placeholders(resolution: Resolution) -> list[Diagnostic]:
         used: list[str] = []
         label = f"Character '{preset.character}' (it has no brain)"
         if brain_address is not None:
-            brain = state.resources[brain_address]
+            brain = state.resources.get(brain_address)
+            if brain is None:  # it had errors of its own, reported already
+                continue
             label = resolution.labels.get(brain_address, str(brain_address))
             used = list(
                 dict.fromkeys(

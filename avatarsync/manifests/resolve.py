@@ -86,6 +86,9 @@ class Resolution:
     # What each character key is linked to, for lint messages ("the inline
     # Brain of Character 'tommy'").
     labels: Mapping[Address, str] = field(default_factory=dict)
+    # False when some documents had errors and are missing from `state`: the
+    # checks that need everything (unused resources) skip such a resolution.
+    complete: bool = True
 
 
 def guess_mime_type(name: str) -> str | None:
@@ -109,12 +112,14 @@ def resolve_environment(
     digests: dict[Path, FileDigest] | None = None,
     partial: bool = False,
 ) -> tuple[Resolution | None, list[Diagnostic]]:
-    """Resolve every manifest for `env`; None when any error was found.
+    """Resolve every manifest for `env`, with every problem found.
 
     `offline` (validate) makes an unset `${env.X}` a warning rather than an
     error; `digests` caches file hashes across environments; `partial` says
     some files could not be read, so references to missing keys are not
-    reported (the read errors explain them) and no state is returned.
+    reported (the read errors explain them) and no resolution is returned.
+    With other errors the resolution holds what did validate
+    (`complete=False`), so the cross-resource checks still run on it.
     """
     resolver = _Resolver(project, env, manifests, offline, digests if digests is not None else {})
     resolver.partial = partial
@@ -167,10 +172,12 @@ class _Resolver:
             model, subst = self._validate(pd)
             if model is not None and id(pd) in first:
                 typed.append((pd, model, subst))
+            elif model is None:
+                # Invalid, but its references can still be checked: one run
+                # should report every independent problem.
+                self._raw_references(pd)
         for pd, model, subst in typed:
             self._build(pd, model, subst)
-        if any(d.severity == "error" for d in self.diagnostics):
-            return None, self.diagnostics
         state = DesiredState(
             environment=self.env.name,
             client=self.env.client,
@@ -178,7 +185,12 @@ class _Resolver:
             presets={key: self.presets[key] for key in sorted(self.presets)},
         )
         resolution = Resolution(
-            self.env, state, self.preset_documents, self.brain_sources, self.labels
+            self.env,
+            state,
+            self.preset_documents,
+            self.brain_sources,
+            self.labels,
+            complete=not any(d.severity == "error" for d in self.diagnostics),
         )
         return resolution, self.diagnostics
 
@@ -350,6 +362,21 @@ class _Resolver:
             field_positions=positions,
         )
         self.preset_documents[key] = doc
+
+    def _raw_references(self, pd: ParsedDocument) -> None:
+        data = pd.doc.data
+        spec = data.get("spec") if isinstance(data, dict) else None
+        if not isinstance(spec, dict):
+            return
+        fields: dict[str, Kind] = {}
+        if pd.kind is Kind.CHARACTER:
+            fields = dict(REFERENCE_FIELDS)
+        elif pd.kind is Kind.CONVERSATION_PRESET:
+            fields = {"character": Kind.CHARACTER}
+        for name, kind in fields.items():
+            value = spec.get(name)
+            if isinstance(value, str) and "${" not in value and KEY_PATTERN.match(value):
+                self._reference(pd, ("spec", name), kind, value)
 
     def _reference(
         self, pd: ParsedDocument, path: YamlPath, kind: Kind, key: str

@@ -49,6 +49,35 @@ def test_corpus_case(case: str, cli, process) -> None:
     assert last.startswith(f"{errors} error" if errors else "ok: ")
 
 
+def _has_errors(case: str) -> bool:
+    lines = (CORPUS / case / "expected.txt").read_text(encoding="utf-8").splitlines()
+    return any(": warning: " not in line for line in lines)
+
+
+def _an_environment(folder: Path) -> str:
+    """The first environment the project file names (even a broken one)."""
+    for line in (folder / "avatarsync.yaml").read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if line.startswith("  ") and not line.startswith("   ") and stripped.endswith(("}", ":")):
+            name = stripped.split(":", 1)[0]
+            if name.isidentifier():
+                return name
+    return "local"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if _has_errors(c)])
+def test_plan_refuses_every_broken_corpus_case_before_anything_remote(case: str, cli) -> None:
+    """The same bad input through `plan`: exit 1 with file:line:col, no traceback,
+    and no server started (the manifests are resolved before the emulator is)."""
+    folder = CORPUS / case
+    result = cli("plan", "--env", _an_environment(folder), cwd=folder)
+    assert result.code == 1, result.out + result.err
+    assert result.diagnostic_lines or result.err.startswith("error: "), result.err
+    assert "Traceback" not in result.err + result.out
+    assert "internal error" not in result.err
+    assert not (folder / ".avatarsync").exists()
+
+
 @pytest.mark.parametrize("case", ["dangling-reference", "wrong-types"])
 def test_corpus_from_elsewhere_with_dash_c(case: str, cli, tmp_path: Path) -> None:
     """With -C the project is found there and paths are shown from the cwd."""
