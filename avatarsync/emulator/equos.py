@@ -899,7 +899,8 @@ def _integer(query: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _expired(conv: Mapping[str, Any], now_ms: int) -> bool:
-    return now_ms >= parse_iso_ms(conv["startedAt"]) + round(conv["maxSeconds"] * 1000)
+    end_ms: int = parse_iso_ms(conv["startedAt"]) + round(conv["maxSeconds"] * 1000)
+    return now_ms >= end_ms
 
 
 def _access_token() -> str:

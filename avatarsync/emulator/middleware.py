@@ -151,7 +151,7 @@ class EmulatorMiddleware:
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is not None:
-            return scope.get("root_path", "") + getattr(route, "path", "")
+            return _route_template(scope, route)
         # Refused before routing (fault) or not found: match ourselves, only
         # on this rare path so the common one pays nothing.
         return _match(self._routes(), scope) or "(unmatched)"
@@ -168,11 +168,17 @@ def _match(routes: Sequence[BaseRoute], scope: Scope) -> str | None:
             if inner is not None:
                 return inner
             continue
-        template = scope.get("root_path", "") + getattr(route, "path", "")
+        template = _route_template(scope, route)
         if match is Match.FULL:
             return template
         partial = partial or template
     return partial
+
+
+def _route_template(scope: Scope, route: object) -> str:
+    root: str = scope.get("root_path", "")
+    path: str = getattr(route, "path", "")
+    return root + path
 
 
 def _set_request_id(scope: Scope) -> str:
