@@ -13,7 +13,6 @@ phase, even while the emulated APIs are failing on purpose.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from avatarsync.emulator.envelopes import dumps
 from avatarsync.emulator.faults import FaultSettings
+from avatarsync.emulator.jsonbody import parse_json
 
 if TYPE_CHECKING:
     from avatarsync.emulator.app import Runtime
@@ -46,7 +46,7 @@ def admin_routes(runtime: Runtime) -> list[BaseRoute]:
 
     async def set_faults(request: Request) -> Response:
         try:
-            payload = json.loads(await request.body() or b"{}")
+            payload = parse_json(await request.body() or b"{}")
             if not isinstance(payload, dict):
                 raise ValueError("body must be a JSON object")
             settings = runtime.faults.update(**FaultSettings.names_from_wire(payload))

@@ -64,6 +64,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from avatarsync.catalog import AVATARIUM_PROVIDERS
+from avatarsync.emulator.jsonbody import BodyError, parse_json
 
 __all__ = [
     "AVATARS",
@@ -306,10 +307,10 @@ async def _json_object(request: Request, *, empty_ok: bool) -> dict[str, Any]:
             return {}
         raise _ApiError(400, "invalid_request", "request body must be a JSON object")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        # Never quote the decoder's message or the body: the body may hold a BYOK key.
-        raise _ApiError(400, "invalid_request", "request body is not valid JSON") from None
+        payload = parse_json(body)
+    except BodyError as exc:
+        # The reason never quotes the body, which may hold a BYOK key.
+        raise _ApiError(400, "invalid_request", f"request body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise _ApiError(400, "invalid_request", "request body must be a JSON object")
     return payload
@@ -701,9 +702,9 @@ class AvatariumEmulator:
             if text is None:
                 raise _ApiError(400, "invalid_request", "frames must be JSON text, not binary")
             try:
-                frame = json.loads(text)
-            except ValueError:
-                raise _ApiError(400, "invalid_request", "frame is not valid JSON") from None
+                frame = parse_json(text)
+            except BodyError as exc:
+                raise _ApiError(400, "invalid_request", f"frame is not valid JSON: {exc}") from None
             if not isinstance(frame, dict):
                 raise _ApiError(400, "invalid_request", "frame must be a JSON object")
             kind = frame.get("type")

@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 from avatarsync import __version__
 from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.emulator.envelopes import dumps, equos_error
+from avatarsync.emulator.jsonbody import BodyError, parse_json
 from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
 
 __all__ = [
@@ -862,8 +863,8 @@ async def _json(request: Request) -> object:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        return parse_json(raw)
+    except BodyError as exc:
         raise EquosProblem(400, f"Body is not valid JSON: {exc}") from None
 
 
