@@ -23,7 +23,7 @@ from avatarsync.emulator.admin import admin_routes
 from avatarsync.emulator.config import EmulatorConfig
 from avatarsync.emulator.envelopes import avatarium_error, dumps, equos_error, platform_of
 from avatarsync.emulator.equos import EquosEmulator
-from avatarsync.emulator.faults import Faults, FaultSettings
+from avatarsync.emulator.faults import Faults
 from avatarsync.emulator.middleware import EmulatorMiddleware
 from avatarsync.emulator.stats import Stats
 from avatarsync.emulator.store import open_database
@@ -92,15 +92,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         config=config,
         conn=conn,
         stats=Stats(),
-        faults=Faults(
-            FaultSettings(
-                latency_ms=config.latency_ms,
-                error_rate=config.error_rate,
-                rate_limit=config.rate_limit,
-                drop_after_commit_rate=config.drop_after_commit_rate,
-                seed=config.seed,
-            )
-        ),
+        faults=Faults(config.fault_settings()),
         equos=EquosEmulator(conn, is_valid_key=is_valid_key),
     )
     runtime.avatarium = _avatarium(conn, is_valid_key, config.seed)

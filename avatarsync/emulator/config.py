@@ -8,7 +8,9 @@ values, `/_emulator/faults` changes them at run time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from avatarsync.emulator.faults import FaultSettings
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_DB_PATH", "EmulatorConfig"]
 
@@ -38,11 +40,8 @@ class EmulatorConfig:
             raise ValueError("api_keys must hold at least one non-empty key")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        if self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
-        for name in ("error_rate", "drop_after_commit_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        if self.rate_limit is not None and self.rate_limit < 1:
-            raise ValueError(f"rate_limit must be >= 1 per minute, got {self.rate_limit}")
+        self.fault_settings()  # validates every switch, with the ranges of faults.py
+
+    def fault_settings(self) -> FaultSettings:
+        """The initial fault switches: EmulatorConfig's fields of the same names."""
+        return FaultSettings(**{f.name: getattr(self, f.name) for f in fields(FaultSettings)})

@@ -52,7 +52,13 @@ __all__ = [
 ORGANIZATION_ID = "org_emulator"
 DEFAULT_TAKE = 20
 MAX_TAKE = 50
+# The API documents no bound on skip; a bound keeps every page request cheap and
+# every number representable (9223372036854775807 used to overflow SQLite).
+MAX_SKIP = 1_000_000_000
 DEFAULT_MAX_SECONDS = 600  # the docs give none; any positive value will do
+# One day. The docs give no maximum either; without one, 1e308 was stored and every
+# later list, stats and usage call overflowed computing the end time.
+MAX_MAX_SECONDS = 86_400
 UPLOAD_TTL_MS = 3600 * 1000
 _FACE_ASSETS = "https://assets.emulator.invalid/faces"  # .invalid: never resolves
 
@@ -105,6 +111,7 @@ class Field:
     nullable: bool = False
     choices: tuple[str, ...] = ()
     fields: tuple[Field, ...] = ()  # for type "object"
+    maximum: float | None = None  # for type "number" (which must be positive)
 
 
 _TYPE_MESSAGES: dict[str, str] = {
@@ -161,8 +168,11 @@ def _type_problem(f: Field, value: object, name: str) -> list[str]:
         case "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return [f"{name} {_TYPE_MESSAGES['number']}"]
-            if not math.isfinite(value) or value <= 0:
+            # math.isfinite(10**400) overflows: only floats can be infinite.
+            if (isinstance(value, float) and not math.isfinite(value)) or value <= 0:
                 return [f"{name} must be a positive number"]
+            if f.maximum is not None and value > f.maximum:
+                return [f"{name} must not be greater than {f.maximum:g}"]
         case "object":
             try:
                 validate(value, f.fields, prefix=f"{name}.")
@@ -237,7 +247,7 @@ CONVERSATION_CREATE = (
     ),
     Field("remoteAgent", "object", nullable=True, fields=_PARTICIPANT),
     Field("consumer", "object", nullable=True, fields=_PARTICIPANT),
-    Field("maxSeconds", "number", nullable=True),
+    Field("maxSeconds", "number", nullable=True, maximum=MAX_MAX_SECONDS),
     Field("promptCtx", "string", nullable=True),
     Field("promptTemplateVars", "string_map", nullable=True),
 )
@@ -870,33 +880,37 @@ async def _json(request: Request) -> object:
 
 def _paging(query: Mapping[str, str]) -> tuple[int, int]:
     """skip/take as the API reads them; the SDK sends floats such as `20.0`."""
-    skip = _integer(query, "skip", 0)
-    take = _integer(query, "take", DEFAULT_TAKE)
-    errors = []
-    if skip < 0:
-        errors.append("skip must not be less than 0")
-    if take < 0:
-        errors.append("take must not be less than 0")
-    if take > MAX_TAKE:
-        errors.append(f"take must not be greater than {MAX_TAKE}")
+    errors: list[str] = []
+    skip = _integer(query, "skip", 0, MAX_SKIP, errors)
+    take = _integer(query, "take", DEFAULT_TAKE, MAX_TAKE, errors)
     if errors:
         raise EquosProblem(400, "; ".join(errors))
     return skip, take
 
 
-def _integer(query: Mapping[str, str], name: str, default: int) -> int:
+def _integer(
+    query: Mapping[str, str], name: str, default: int, maximum: int, errors: list[str]
+) -> int:
+    """An integer query parameter in 0..maximum; a problem goes to `errors`."""
     text = query.get(name)
     if text is None:
         return default
     try:
-        value = float(text)
+        value = float(text)  # never int(): "1" * 5000 would raise, 1e3 is fine
     except ValueError:
-        raise EquosProblem(
-            400, f"{name} must be a number conforming to the specified constraints"
-        ) from None
-    if not math.isfinite(value) or value != int(value):
-        raise EquosProblem(400, f"{name} must be an integer number")
-    return int(value)
+        errors.append(f"{name} must be a number conforming to the specified constraints")
+        return default
+    if math.isnan(value):
+        errors.append(f"{name} must be an integer number")
+    elif value < 0:
+        errors.append(f"{name} must not be less than 0")
+    elif value > maximum:
+        errors.append(f"{name} must not be greater than {maximum}")
+    elif value != int(value):
+        errors.append(f"{name} must be an integer number")
+    else:
+        return int(value)
+    return default
 
 
 def _expired(conv: Mapping[str, Any], now_ms: int) -> bool:

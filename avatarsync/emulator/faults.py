@@ -23,6 +23,13 @@ __all__ = ["DEFAULT_ADVERTISED_LIMIT", "FaultSettings", "Faults", "RateDecision"
 DEFAULT_ADVERTISED_LIMIT = 60
 ERROR_STATUSES = (500, 502, 503)
 
+# The documented range of every numeric switch. Out of range is a ValueError (a 400
+# from the admin endpoint): 10**400 used to overflow the token bucket and a latency
+# of 10**12 ms parked every later request for ever.
+MAX_LATENCY_MS = 60_000
+MAX_RATE_LIMIT = 1_000_000  # per minute
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
 # Wire name (admin endpoint, camelCase) -> field name.
 _WIRE_NAMES = {
     "latencyMs": "latency_ms",
@@ -42,12 +49,12 @@ class FaultSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("latency_ms", self.latency_ms, minimum=0)
+        _check_int("latency_ms", self.latency_ms, 0, MAX_LATENCY_MS)
         _check_rate("error_rate", self.error_rate)
         _check_rate("drop_after_commit_rate", self.drop_after_commit_rate)
         if self.rate_limit is not None:
-            _check_int("rate_limit", self.rate_limit, minimum=1)
-        _check_int("seed", self.seed, minimum=None)
+            _check_int("rate_limit", self.rate_limit, 1, MAX_RATE_LIMIT)
+        _check_int("seed", self.seed, *SEED_RANGE)
 
     def to_wire(self) -> dict[str, Any]:
         values = asdict(self)
@@ -62,16 +69,23 @@ class FaultSettings:
         return {_WIRE_NAMES[k]: v for k, v in payload.items()}
 
 
-def _check_int(name: str, value: object, *, minimum: int | None) -> None:
+def _check_int(name: str, value: object, minimum: int, maximum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be an integer, got {_brief(value)}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {_brief(value)}")
 
 
 def _check_rate(name: str, value: object) -> None:
+    # `not 0 <= value <= 1` is also true for NaN.
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+        raise ValueError(f"{name} must be a number between 0 and 1, got {_brief(value)}")
+
+
+def _brief(value: object) -> str:
+    # An integer of 400 digits is not worth echoing (nor, past 4300, printable).
+    text = f"{value!r}" if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass(frozen=True)
