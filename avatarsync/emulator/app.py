@@ -72,6 +72,9 @@ class EmulatorApp(Starlette):
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
         )
+        # Starlette answers `/v3/brains/` with a 307 to `/v3/brains`; neither API
+        # redirects, so an unknown path is a 404 like any other.
+        self.router.redirect_slashes = False
         self.state.runtime = runtime
 
     def build_middleware_stack(self) -> ASGIApp:

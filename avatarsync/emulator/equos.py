@@ -43,6 +43,7 @@ from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
 __all__ = [
     "DEFAULT_MAX_SECONDS",
     "FACE_IDENTITIES",
+    "MAX_UPLOAD_BYTES",
     "ORGANIZATION_ID",
     "VOICE_IDENTITIES",
     "EquosEmulator",
@@ -60,6 +61,9 @@ DEFAULT_MAX_SECONDS = 600  # the docs give none; any positive value will do
 # later list, stats and usage call overflowed computing the end time.
 MAX_MAX_SECONDS = 86_400
 UPLOAD_TTL_MS = 3600 * 1000
+# Largest document upload. The body is read in chunks and refused as soon as it is
+# known to be larger (a declared Content-Length first), never buffered whole.
+MAX_UPLOAD_BYTES = 32 * 2**20
 _FACE_ASSETS = "https://assets.emulator.invalid/faces"  # .invalid: never resolves
 
 _SCHEMA = """
@@ -634,33 +638,51 @@ class EquosEmulator:
             "expireAt": iso_ms(now_ms + UPLOAD_TTL_MS),
         }
 
-    async def _upload(self, request: Request) -> Response:
-        content = await request.body()
+    def _upload_target(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+        """The document and knowledge base an upload URL writes to, or the refusal."""
         row = self._conn.execute(
-            "SELECT document_id, expire_at_ms FROM eq_uploads WHERE token = ?",
-            (request.path_params["token"],),
+            "SELECT document_id, expire_at_ms FROM eq_uploads WHERE token = ?", (token,)
         ).fetchone()
         if row is None:
-            return Response(
-                equos_error(404, "Unknown upload URL"), 404, media_type="application/json"
-            )
+            return _error_response(404, "Unknown upload URL")
         document_id, expire_at_ms = row
         if self._clock.now() * 1000 > expire_at_ms:
-            return Response(
-                equos_error(403, "Upload URL expired"), 403, media_type="application/json"
-            )
+            return _error_response(403, "Upload URL expired")
         doc = self._get("document", document_id)
         kb = self._get("knowledge_base", doc["knowledgeBaseId"]) if doc else None
         if doc is None or kb is None:
-            return Response(
-                equos_error(404, "Document not found"), 404, media_type="application/json"
-            )
+            return _error_response(404, "Document not found")
+        return doc, kb
+
+    async def _upload(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        # Refuse what can be refused before reading a byte of the body.
+        target = self._upload_target(token)
+        if isinstance(target, Response):
+            return target
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+            return _too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:  # a chunked body, or one longer than declared
+                return _too_large()
+            chunks.append(chunk)
+        content = b"".join(chunks)
+        # Reading the body yielded to other requests: look again, the document or
+        # its knowledge base may have been deleted meanwhile.
+        target = self._upload_target(token)
+        if isinstance(target, Response):
+            return target
+        doc, kb = target
         digest = hashlib.sha256(content).hexdigest()
         with self._conn:
             now = self._clock.tick()
             self._conn.execute(
                 "INSERT OR REPLACE INTO eq_blobs (document_id, sha256, content) VALUES (?, ?, ?)",
-                (document_id, digest, content),
+                (doc["id"], digest, content),
             )
             doc.update(size=len(content), status="uploaded", updatedAt=now)
             self._save("document", doc)
@@ -911,6 +933,17 @@ def _integer(
     else:
         return int(value)
     return default
+
+
+def _error_response(status: int, message: str) -> Response:
+    return Response(equos_error(status, message), status, media_type="application/json")
+
+
+def _too_large() -> Response:
+    # The rest of the body is never read, so the connection cannot be reused.
+    response = _error_response(413, f"Upload larger than {MAX_UPLOAD_BYTES} bytes")
+    response.headers["connection"] = "close"
+    return response
 
 
 def _expired(conv: Mapping[str, Any], now_ms: int) -> bool:
