@@ -22,7 +22,6 @@ to every other request: no lost updates, no write to a row deleted meanwhile.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import secrets
 import sqlite3
@@ -37,6 +36,13 @@ from starlette.routing import BaseRoute, Route
 from avatarsync import __version__
 from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.emulator.envelopes import dumps, equos_error
+from avatarsync.emulator.equos_store import (
+    ConversationLedger,
+    EquosStore,
+    LinkIndex,
+    Obj,
+    Transaction,
+)
 from avatarsync.emulator.jsonbody import BodyError, parse_json
 from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
 
@@ -65,30 +71,6 @@ UPLOAD_TTL_MS = 3600 * 1000
 # known to be larger (a declared Content-Length first), never buffered whole.
 MAX_UPLOAD_BYTES = 32 * 2**20
 _FACE_ASSETS = "https://assets.emulator.invalid/faces"  # .invalid: never resolves
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS eq_objects (
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    parent TEXT,
-    client TEXT,
-    created_at TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (kind, id)
-);
-CREATE INDEX IF NOT EXISTS eq_objects_order ON eq_objects (kind, created_at, id);
-CREATE TABLE IF NOT EXISTS eq_uploads (
-    token TEXT PRIMARY KEY,
-    document_id TEXT NOT NULL,
-    mime_type TEXT NOT NULL,
-    expire_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS eq_blobs (
-    document_id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL,
-    content BLOB NOT NULL
-);
-"""
 
 
 class EquosProblem(Exception):
@@ -290,6 +272,9 @@ _KB = _SimpleKind(
 _LINK_KINDS = {"faceId": _FACE, "voiceId": _VOICE, "brainId": _BRAIN, "knowledgeBaseId": _KB}
 
 Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
+_MISSING: Any = object()
+# A refused delete names the characters still linking the object, at most this many.
+_LINKERS_NAMED = 10
 
 
 def _new_id(prefix: str) -> str:
@@ -309,15 +294,24 @@ class EquosEmulator:
         self._conn = conn
         self._is_valid_key = is_valid_key
         self._clock = clock or Clock()
-        with conn:
-            conn.executescript(_SCHEMA)
+        # Derived indexes, kept current by the store on every committed write.
+        self._links = LinkIndex(_CHARACTER_LINKS)  # characters by linked id
+        self._kb_documents = LinkIndex(("knowledgeBaseId",))
+        self._ledger = ConversationLedger()
+        # (kind, id) -> (version, encoded view): see `_fragment`.
+        self._fragments: dict[tuple[str, str], tuple[tuple[str | None, ...], bytes]] = {}
+        self._store = EquosStore(
+            conn,
+            observers={
+                "character": self._links.observe,
+                "document": self._kb_documents.observe,
+                "conversation": self._ledger.observe,
+            },
+        )
         # After a restart, keep timestamps moving forward even if the wall
         # clock did not (updatedAt must never repeat).
-        row = conn.execute(
-            "SELECT MAX(json_extract(body, '$.updatedAt')) FROM eq_objects"
-        ).fetchone()
-        if row and row[0]:
-            self._clock.advance_past(parse_iso_ms(row[0]))
+        if self._store.max_updated_at:
+            self._clock.advance_past(parse_iso_ms(self._store.max_updated_at))
 
     # ------------------------------------------------------------ routing
 
@@ -382,28 +376,24 @@ class EquosEmulator:
                 return Response(
                     equos_error(exc.status, exc.message), exc.status, media_type="application/json"
                 )
-            return Response(dumps(payload), status, media_type="application/json")
+            body = payload if isinstance(payload, _Encoded) else dumps(payload)
+            return Response(body, status, media_type="application/json")
 
         return endpoint
 
     def open_conversations(self) -> int:
         """Conversations still running (not stopped, not past maxSeconds)."""
-        now_ms = int(self._clock.now() * 1000)
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'conversation'"
-            " AND json_extract(body, '$.status') = 'running'"
-        ).fetchall()
-        return sum(1 for (body,) in rows if not _expired(json.loads(body), now_ms))
+        return self._ledger.open_count(self._now_ms())
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
 
     # ------------------------------------------------------------ storage
 
-    def _get(self, kind: str, id_: str) -> dict[str, Any] | None:
-        row = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = ? AND id = ?", (kind, id_)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+    def _get(self, kind: str, id_: str) -> Obj | None:
+        return self._store.get(kind, id_)
 
-    def _require(self, kind: _SimpleKind | str, id_: str) -> dict[str, Any]:
+    def _require(self, kind: _SimpleKind | str, id_: str) -> Obj:
         key, label = (
             (kind.kind, kind.label) if isinstance(kind, _SimpleKind) else (kind, kind.title())
         )
@@ -412,56 +402,27 @@ class EquosEmulator:
             raise EquosProblem(404, f"{label} {id_} not found")
         return obj
 
-    def _insert(self, kind: str, obj: dict[str, Any], parent: str | None = None) -> None:
-        self._conn.execute(
-            "INSERT INTO eq_objects (kind, id, parent, client, created_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-            (kind, obj["id"], parent, obj.get("client"), obj["createdAt"], json.dumps(obj)),
-        )
-
-    def _save(self, kind: str, obj: dict[str, Any]) -> None:
-        self._conn.execute(
-            "UPDATE eq_objects SET body = ?, client = ? WHERE kind = ? AND id = ?",
-            (json.dumps(obj), obj.get("client"), kind, obj["id"]),
-        )
-
-    def _remove(self, kind: str, id_: str) -> None:
-        self._conn.execute("DELETE FROM eq_objects WHERE kind = ? AND id = ?", (kind, id_))
-
-    def _page(self, kind: str, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _page(self, kind: str, request: Request) -> tuple[dict[str, Any], list[Obj]]:
         skip, take = _paging(request.query_params)
         client = request.query_params.get("client")
-        where, args = "kind = ?", [kind]
-        if client is not None:
-            where += " AND client = ?"
-            args.append(client)
-        total = self._conn.execute(
-            f"SELECT COUNT(*) FROM eq_objects WHERE {where}", args
-        ).fetchone()[0]
-        rows = self._conn.execute(
-            f"SELECT body FROM eq_objects WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            [*args, take, skip],
-        ).fetchall()
-        envelope: dict[str, Any] = {"skip": skip, "take": take, "total": total}
-        return envelope, [json.loads(body) for (body,) in rows]
+        envelope: dict[str, Any] = {
+            "skip": skip,
+            "take": take,
+            "total": self._store.count(kind, client),
+        }
+        return envelope, self._store.page(kind, client, skip, take)
 
-    def _documents(self, kb_id: str) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'document' AND parent = ? ORDER BY created_at, id",
-            (kb_id,),
-        ).fetchall()
-        return [json.loads(body) for (body,) in rows]
-
-    def _linking_characters(self, field: str, id_: str) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'character'"
-            f" AND json_extract(body, '$.{field}') = ? ORDER BY created_at, id",
-            (id_,),
-        ).fetchall()
-        return [json.loads(body) for (body,) in rows]
+    def _documents(self, kb_id: str) -> list[Obj]:
+        peek = self._store.peek
+        return [
+            doc
+            for id_ in self._kb_documents.ids("knowledgeBaseId", kb_id)
+            if (doc := peek("document", id_)) is not None
+        ]
 
     # ------------------------------------------------------------ views
 
-    def _view(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, kind: str, obj: Obj) -> Obj:
         match kind:
             case "knowledge_base":
                 view = dict(obj)
@@ -476,11 +437,59 @@ class EquosEmulator:
             case _:
                 return obj
 
-    def _character_view(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _fragment(
+        self, kind: str, obj: Obj, memo: dict[tuple[str, str], Obj | None] | None
+    ) -> bytes:
+        """The encoded view of one listed object, re-encoded only when it changed.
+
+        Encoding was most of a list page's cost (a page of 50 characters with their
+        links expanded is ~75 KB of JSON). A view is a function of the object and,
+        for a character, of its four linked objects (a knowledge base's of its
+        documents, whose every change moves the knowledge base's updatedAt); since
+        every write moves the written object's updatedAt, those updatedAt values
+        are the version of the encoded view.
+        """
+        if kind == "character":
+            peek = self._store.peek
+            version: tuple[str | None, ...] = (
+                obj["updatedAt"],
+                *(
+                    linked["updatedAt"] if (linked := peek(k.kind, obj.get(f))) else None
+                    for f, k in _LINK_KINDS.items()
+                ),
+            )
+        else:
+            version = (obj["updatedAt"],)
+        cached = self._fragments.get((kind, obj["id"]))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        view = self._character_view(obj, memo) if kind == "character" else self._view(kind, obj)
+        encoded = dumps(view)
+        self._fragments[(kind, obj["id"])] = (version, encoded)
+        return encoded
+
+    def _encoded(self, kind: str, obj: Obj) -> _Encoded:
+        """A single object's answer: the same encoded view as in lists (and cached)."""
+        return _Encoded(self._fragment(kind, obj, None))
+
+    def _character_view(
+        self, obj: Obj, memo: dict[tuple[str, str], Obj | None] | None = None
+    ) -> Obj:
+        """The character with its links expanded; `memo` shares the linked views of
+        one answer (a page of 50 characters often links the same few faces)."""
         view = dict(obj)
         for field, kind in _LINK_KINDS.items():
-            linked = self._get(kind.kind, obj[field]) if obj.get(field) else None
-            view[field.removesuffix("Id")] = self._view(kind.kind, linked) if linked else None
+            target = obj.get(field)
+            if not target:
+                view[field.removesuffix("Id")] = None
+                continue
+            cached = memo.get((field, target), _MISSING) if memo is not None else _MISSING
+            if cached is _MISSING:
+                linked = self._store.peek(kind.kind, target)
+                cached = self._view(kind.kind, linked) if linked else None
+                if memo is not None:
+                    memo[(field, target)] = cached
+            view[field.removesuffix("Id")] = cached
         return view
 
     # ------------------------------------------------------------ leaves
@@ -529,24 +538,25 @@ class EquosEmulator:
     def _creator(self, kind: _SimpleKind) -> Handler:
         async def create(request: Request) -> tuple[int, Any]:
             values = validate(await _json(request), kind.create)
-            with self._conn:
+            with self._store.transaction() as tx:
                 obj = self._build(kind, values, self._clock.tick())
-                self._insert(kind.kind, obj)
-            return 201, self._view(kind.kind, obj)
+                tx.insert(kind.kind, obj)
+            return 201, self._encoded(kind.kind, obj)
 
         return create
 
     def _lister(self, kind: _SimpleKind) -> Handler:
         async def list_(request: Request) -> tuple[int, Any]:
             envelope, items = self._page(kind.kind, request)
-            envelope[kind.list_key] = [self._view(kind.kind, o) for o in items]
-            return 200, envelope
+            return 200, _encode_page(
+                envelope, kind.list_key, [self._fragment(kind.kind, o, None) for o in items]
+            )
 
         return list_
 
     def _getter(self, kind: _SimpleKind) -> Handler:
         async def get(request: Request) -> tuple[int, Any]:
-            return 200, self._view(kind.kind, self._require(kind, request.path_params["id"]))
+            return 200, self._encoded(kind.kind, self._require(kind, request.path_params["id"]))
 
         return get
 
@@ -554,46 +564,43 @@ class EquosEmulator:
         async def update(request: Request) -> tuple[int, Any]:
             obj = self._require(kind, request.path_params["id"])
             values = validate(await _json(request), kind.create)
-            with self._conn:
+            with self._store.transaction() as tx:
                 obj.update(values)
                 obj["updatedAt"] = self._clock.tick()
-                self._save(kind.kind, obj)
-            return 200, self._view(kind.kind, obj)
+                tx.save(kind.kind, obj)
+            return 200, self._encoded(kind.kind, obj)
 
         return update
 
     def _deleter(self, kind: _SimpleKind) -> Handler:
         async def delete(request: Request) -> tuple[int, Any]:
             obj = self._require(kind, request.path_params["id"])
-            users = self._linking_characters(kind.link_field, obj["id"])
-            if users:
-                names = ", ".join(f"{c['id']} ({c['name']})" for c in users)
-                raise EquosProblem(
-                    400,
-                    f"{kind.label} {obj['id']} is still linked by character(s) {names}; "
-                    "unlink or delete them first",
-                )
+            self._refuse_if_linked(kind, obj["id"])
             view = self._view(kind.kind, obj)
-            with self._conn:
+            with self._store.transaction() as tx:
                 if kind is _KB:
-                    self._conn.execute(
-                        "DELETE FROM eq_uploads WHERE document_id IN"
-                        " (SELECT id FROM eq_objects WHERE kind = 'document' AND parent = ?)",
-                        (obj["id"],),
-                    )
-                    self._conn.execute(
-                        "DELETE FROM eq_blobs WHERE document_id IN"
-                        " (SELECT id FROM eq_objects WHERE kind = 'document' AND parent = ?)",
-                        (obj["id"],),
-                    )
-                    self._conn.execute(
-                        "DELETE FROM eq_objects WHERE kind = 'document' AND parent = ?",
-                        (obj["id"],),
-                    )
-                self._remove(kind.kind, obj["id"])
+                    for doc in view["documents"]:
+                        self._remove_document(tx, doc["id"])
+                tx.remove(kind.kind, obj["id"])
+            self._fragments.pop((kind.kind, obj["id"]), None)
             return 200, view
 
         return delete
+
+    def _refuse_if_linked(self, kind: _SimpleKind, id_: str) -> None:
+        count = self._links.count(kind.link_field, id_)
+        if not count:
+            return
+        named = []
+        for char_id in self._links.ids(kind.link_field, id_, limit=_LINKERS_NAMED):
+            character = self._store.peek("character", char_id)
+            named.append(f"{char_id} ({character['name'] if character else '?'})")
+        more = f" and {count - len(named)} more" if count > len(named) else ""
+        raise EquosProblem(
+            400,
+            f"{kind.label} {id_} is still linked by character(s) {', '.join(named)}{more}; "
+            "unlink or delete them first",
+        )
 
     # ------------------------------------------------------------ documents
 
@@ -604,16 +611,23 @@ class EquosEmulator:
             raise EquosProblem(404, f"Document {request.path_params['doc']} not found")
         return kb, doc
 
-    def _touch_kb(self, kb: dict[str, Any], now: str) -> None:
+    @staticmethod
+    def _touch_kb(tx: Transaction, kb: Obj, now: str) -> None:
         # A document change is a change of the knowledge base's `documents[]`.
         kb["updatedAt"] = now
-        self._save("knowledge_base", kb)
+        tx.save("knowledge_base", kb)
+
+    @staticmethod
+    def _remove_document(tx: Transaction, doc_id: str) -> None:
+        tx.execute("DELETE FROM eq_uploads WHERE document_id = ?", (doc_id,))
+        tx.execute("DELETE FROM eq_blobs WHERE document_id = ?", (doc_id,))
+        tx.remove("document", doc_id)
 
     async def _add_document(self, request: Request) -> tuple[int, Any]:
         kb = self._require(_KB, request.path_params["id"])
         values = validate(await _json(request), DOCUMENT_CREATE)
         token = secrets.token_urlsafe(24)
-        with self._conn:
+        with self._store.transaction() as tx:
             now_ms = self._clock.tick_ms()
             now = iso_ms(now_ms)
             doc = {
@@ -626,12 +640,12 @@ class EquosEmulator:
                 "createdAt": now,
                 "updatedAt": now,
             }
-            self._insert("document", doc, parent=kb["id"])
-            self._conn.execute(
+            tx.insert("document", doc, parent=kb["id"])
+            tx.execute(
                 "INSERT INTO eq_uploads (token, document_id, mime_type, expire_at_ms) VALUES (?, ?, ?, ?)",
                 (token, doc["id"], values["mimeType"], now_ms + UPLOAD_TTL_MS),
             )
-            self._touch_kb(kb, now)
+            self._touch_kb(tx, kb, now)
         return 201, {
             "document": doc,
             "uploadUrl": str(request.base_url).rstrip("/") + f"/_uploads/{token}",
@@ -678,35 +692,33 @@ class EquosEmulator:
             return target
         doc, kb = target
         digest = hashlib.sha256(content).hexdigest()
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
-            self._conn.execute(
+            tx.execute(
                 "INSERT OR REPLACE INTO eq_blobs (document_id, sha256, content) VALUES (?, ?, ?)",
                 (doc["id"], digest, content),
             )
             doc.update(size=len(content), status="uploaded", updatedAt=now)
-            self._save("document", doc)
-            self._touch_kb(kb, now)
+            tx.save("document", doc)
+            self._touch_kb(tx, kb, now)
         return Response(b"", 200, headers={"etag": f'"{hashlib.md5(content).hexdigest()}"'})
 
     async def _index_document(self, request: Request) -> tuple[int, Any]:
         kb, doc = self._require_document(request)
         if doc["status"] == "pending":
             raise EquosProblem(400, f"Document {doc['id']} has no uploaded content to index")
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             doc.update(status="indexed", updatedAt=now)
-            self._save("document", doc)
-            self._touch_kb(kb, now)
+            tx.save("document", doc)
+            self._touch_kb(tx, kb, now)
         return 200, doc
 
     async def _delete_document(self, request: Request) -> tuple[int, Any]:
         kb, doc = self._require_document(request)
-        with self._conn:
-            self._conn.execute("DELETE FROM eq_uploads WHERE document_id = ?", (doc["id"],))
-            self._conn.execute("DELETE FROM eq_blobs WHERE document_id = ?", (doc["id"],))
-            self._remove("document", doc["id"])
-            self._touch_kb(kb, self._clock.tick())
+        with self._store.transaction() as tx:
+            self._remove_document(tx, doc["id"])
+            self._touch_kb(tx, kb, self._clock.tick())
         return 200, doc
 
     # ------------------------------------------------------------ characters
@@ -715,7 +727,7 @@ class EquosEmulator:
         errors = [
             f"{field} references {kind.label} {values[field]}, which does not exist"
             for field, kind in _LINK_KINDS.items()
-            if values.get(field) is not None and self._get(kind.kind, values[field]) is None
+            if values.get(field) is not None and self._store.peek(kind.kind, values[field]) is None
         ]
         if errors:
             raise EquosProblem(400, "; ".join(errors))
@@ -723,7 +735,7 @@ class EquosEmulator:
     async def _create_character(self, request: Request) -> tuple[int, Any]:
         values = validate(await _json(request), CHARACTER_CREATE)
         self._check_links(values)
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             obj = {
                 "id": _new_id("char"),
@@ -737,32 +749,37 @@ class EquosEmulator:
                 "elevenlabsAgentId": values.get("elevenlabsAgentId"),
                 **{field: values.get(field) for field in _CHARACTER_LINKS},
             }
-            self._insert("character", obj)
-        return 201, self._character_view(obj)
+            tx.insert("character", obj)
+        return 201, self._encoded("character", obj)
 
     async def _list_characters(self, request: Request) -> tuple[int, Any]:
         envelope, items = self._page("character", request)
-        envelope["characters"] = [self._character_view(o) for o in items]
-        return 200, envelope
+        memo: dict[tuple[str, str], Obj | None] = {}
+        return 200, _encode_page(
+            envelope, "characters", [self._fragment("character", o, memo) for o in items]
+        )
 
     async def _get_character(self, request: Request) -> tuple[int, Any]:
-        return 200, self._character_view(self._require("character", request.path_params["id"]))
+        return 200, self._encoded(
+            "character", self._require("character", request.path_params["id"])
+        )
 
     async def _update_character(self, request: Request) -> tuple[int, Any]:
         obj = self._require("character", request.path_params["id"])
         values = validate(await _json(request), CHARACTER_UPDATE)
         self._check_links(values)
-        with self._conn:
+        with self._store.transaction() as tx:
             obj.update(values)
             obj["updatedAt"] = self._clock.tick()
-            self._save("character", obj)
-        return 200, self._character_view(obj)
+            tx.save("character", obj)
+        return 200, self._encoded("character", obj)
 
     async def _delete_character(self, request: Request) -> tuple[int, Any]:
         obj = self._require("character", request.path_params["id"])
         view = self._character_view(obj)
-        with self._conn:
-            self._remove("character", obj["id"])
+        with self._store.transaction() as tx:
+            tx.remove("character", obj["id"])
+        self._fragments.pop(("character", obj["id"]), None)
         return 200, view
 
     # ------------------------------------------------------------ conversations
@@ -781,7 +798,7 @@ class EquosEmulator:
 
     async def _start_conversation(self, request: Request) -> tuple[int, Any]:
         values = validate(await _json(request), CONVERSATION_CREATE)
-        character = self._get("character", values["characterId"])
+        character = self._store.peek("character", values["characterId"])
         if character is None:
             raise EquosProblem(
                 400,
@@ -790,7 +807,7 @@ class EquosEmulator:
         host = values.get("host")
         remote_agent = values.get("remoteAgent")
         consumer = values.get("consumer")
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             conv_id = _new_id("conv")
             obj = {
@@ -819,7 +836,7 @@ class EquosEmulator:
                 "joinedAt": None,
                 "endedAt": None,
             }
-            self._insert("conversation", obj)
+            tx.insert("conversation", obj)
         return 201, {
             "conversation": {**obj, "character": self._character_view(character)},
             "remoteAgentAccessToken": _access_token() if remote_agent else None,
@@ -842,11 +859,11 @@ class EquosEmulator:
             # Stopping twice is harmless: whoever starts a conversation must
             # stop it on every path, so the second stop must not fail.
             return 201, obj
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             obj["timeline"] = [*(obj.get("timeline") or []), {"type": "ended", "recordedAt": now}]
             obj.update(status="ended", endedAt=now, updatedAt=now)
-            self._save("conversation", obj)
+            tx.save("conversation", obj)
         return 201, obj
 
     # ------------------------------------------------------------ the rest
@@ -856,35 +873,23 @@ class EquosEmulator:
 
     async def _create_token(self, request: Request) -> tuple[int, Any]:
         values = validate(await _json(request), TOKEN_CREATE)
-        if values.get("character") and self._get("character", values["character"]) is None:
+        if values.get("character") and self._store.peek("character", values["character"]) is None:
             raise EquosProblem(
                 400, f"character references Character {values['character']}, which does not exist"
             )
         return 201, {"token": _access_token()}
 
-    def _used_seconds(self) -> list[tuple[str | None, float]]:
-        now_ms = int(self._clock.now() * 1000)
-        used = []
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'conversation'"
-        ).fetchall()
-        for (body,) in rows:
-            conv = self._conversation_view(json.loads(body))
-            end_ms = parse_iso_ms(conv["endedAt"]) if conv.get("endedAt") else now_ms
-            used.append((conv.get("client"), (end_ms - parse_iso_ms(conv["startedAt"])) / 1000))
-        return used
-
     async def _freemium_usage(self, request: Request) -> tuple[int, Any]:
         # The SDK parses a bare number: seconds of conversation used.
-        return 200, round(sum(s for _, s in self._used_seconds()), 3)
+        return 200, round(sum(self._ledger.used_ms(self._now_ms()).values()) / 1000, 3)
 
     async def _user_usage(self, request: Request) -> tuple[int, Any]:
         # Undocumented shape (the SDK ignores the body): seconds per client.
-        per_client: dict[str, float] = {}
-        for client, seconds in self._used_seconds():
-            key = client or ""
-            per_client[key] = round(per_client.get(key, 0.0) + seconds, 3)
-        return 200, {"organizationId": ORGANIZATION_ID, "secondsByClient": per_client}
+        per_client: dict[str, int] = {}
+        for client, ms in self._ledger.used_ms(self._now_ms()).items():
+            per_client[client or ""] = per_client.get(client or "", 0) + ms
+        seconds = {client: round(ms / 1000, 3) for client, ms in sorted(per_client.items())}
+        return 200, {"organizationId": ORGANIZATION_ID, "secondsByClient": seconds}
 
 
 # ---------------------------------------------------------------- helpers
@@ -933,6 +938,16 @@ def _integer(
     else:
         return int(value)
     return default
+
+
+class _Encoded(bytes):
+    """An answer body already encoded as JSON (a list page assembled from fragments)."""
+
+
+def _encode_page(envelope: dict[str, Any], key: str, fragments: list[bytes]) -> _Encoded:
+    """`{"skip":..,"take":..,"total":..,"<key>":[...]}`, byte for byte what dumps() gives."""
+    head = dumps(envelope)[:-1]  # without the closing brace
+    return _Encoded(head + b',"' + key.encode() + b'":[' + b",".join(fragments) + b"]}")
 
 
 def _error_response(status: int, message: str) -> Response:
