@@ -8,9 +8,10 @@ values, `/_emulator/faults` changes them at run time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
-from avatarsync.emulator.faults import FaultSettings
+from avatarsync.emulator.faults import FaultSettings, MissingAs, WsAuth, WsDropMode
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_DB_PATH", "EmulatorConfig"]
 
@@ -27,11 +28,29 @@ class EmulatorConfig:
     api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
     host: str = "127.0.0.1"
     port: int = 0
+    # The initial fault switches: the fields of FaultSettings, same names, same
+    # defaults, validated there (faults.py documents each one and its range).
     latency_ms: int = 0
     error_rate: float = 0.0
     rate_limit: int | None = None
     drop_after_commit_rate: float = 0.0
     seed: int = 0
+    fail_next: Mapping[str, int] = field(default_factory=dict)
+    missing_as: MissingAs = "404"
+    stop_ended_as: int = 201
+    ws_auth: WsAuth = "required"
+    ws_error_after_chunks: int | None = None
+    ws_error_replies: int | None = None
+    ws_drop_after_chunks: int | None = None
+    ws_drop_mode: WsDropMode = "abort"
+    ws_drop_replies: int | None = None
+    ws_first_chunk_delay_ms: int = 0
+    ws_chunk_delay_ms: int = 0
+    ws_delay_replies: int | None = None
+    ws_end_mismatch: bool = False
+    ws_end_mismatch_replies: int | None = None
+    ws_message_after_end: bool = False
+    ws_message_after_end_replies: int | None = None
 
     def __post_init__(self) -> None:
         # Fail at construction, not on the first request, so the CLI can say

@@ -43,6 +43,7 @@ from avatarsync.emulator.equos_store import (
     Obj,
     Transaction,
 )
+from avatarsync.emulator.faults import Faults, FaultSettings
 from avatarsync.emulator.jsonbody import BodyError, parse_json
 from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
 
@@ -80,6 +81,10 @@ class EquosProblem(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class _Missing(EquosProblem):
+    """The id in the path names nothing: a 404, or a `null` answer (`missingAs`)."""
 
 
 # ---------------------------------------------------------------- validation
@@ -273,6 +278,7 @@ _LINK_KINDS = {"faceId": _FACE, "voiceId": _VOICE, "brainId": _BRAIN, "knowledge
 
 Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
 _MISSING: Any = object()
+_DEFAULT_SETTINGS = FaultSettings()
 # A refused delete names the characters still linking the object, at most this many.
 _LINKERS_NAMED = 10
 
@@ -290,10 +296,12 @@ class EquosEmulator:
         *,
         is_valid_key: Callable[[str], bool],
         clock: Clock | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._conn = conn
         self._is_valid_key = is_valid_key
         self._clock = clock or Clock()
+        self._faults = faults
         # Derived indexes, kept current by the store on every committed write.
         self._links = LinkIndex(_CHARACTER_LINKS)  # characters by linked id
         self._kb_documents = LinkIndex(("knowledgeBaseId",))
@@ -316,52 +324,55 @@ class EquosEmulator:
     # ------------------------------------------------------------ routing
 
     def routes(self) -> list[BaseRoute]:
-        r: list[BaseRoute] = [
-            Route("/v3/health", self._wrap(self._health, auth=False), methods=["GET"])
-        ]
+        w = self._wrap
+        # `null=`: the status of a `null` answer for an unknown id when missingAs is
+        # "null" -- the routes whose answer the SDK (3.1.5) declares nullable (stop
+        # declares 201), plus PUT /characters/{id}.
+        r: list[BaseRoute] = [Route("/v3/health", w(self._health, auth=False), methods=["GET"])]
         for kind in (_FACE, _VOICE, _BRAIN, _KB):
             base = f"/v3/{kind.path}"
             r += [
-                Route(base, self._wrap(self._creator(kind)), methods=["POST"]),
-                Route(base, self._wrap(self._lister(kind)), methods=["GET"]),
-                Route(base + "/{id}", self._wrap(self._getter(kind)), methods=["GET"]),
-                Route(base + "/{id}", self._wrap(self._deleter(kind)), methods=["DELETE"]),
+                Route(base, w(self._creator(kind)), methods=["POST"]),
+                Route(base, w(self._lister(kind)), methods=["GET"]),
+                Route(base + "/{id}", w(self._getter(kind), null=200), methods=["GET"]),
+                Route(base + "/{id}", w(self._deleter(kind), null=200), methods=["DELETE"]),
             ]
             if kind.updatable:
-                r.append(Route(base + "/{id}", self._wrap(self._updater(kind)), methods=["PATCH"]))
+                r.append(Route(base + "/{id}", w(self._updater(kind), null=200), methods=["PATCH"]))
         docs = "/v3/knowledge-bases/{id}/documents"
+        character = "/v3/characters/{id}"
         r += [
-            Route(docs, self._wrap(self._add_document), methods=["POST"]),
-            Route(docs + "/{doc}/index", self._wrap(self._index_document), methods=["PATCH"]),
-            Route(docs + "/{doc}", self._wrap(self._delete_document), methods=["DELETE"]),
-            Route("/v3/characters", self._wrap(self._create_character), methods=["POST"]),
-            Route("/v3/characters", self._wrap(self._list_characters), methods=["GET"]),
-            Route("/v3/characters/{id}", self._wrap(self._get_character), methods=["GET"]),
-            Route("/v3/characters/{id}", self._wrap(self._update_character), methods=["PUT"]),
-            Route("/v3/characters/{id}", self._wrap(self._delete_character), methods=["DELETE"]),
-            Route("/v3/conversations", self._wrap(self._start_conversation), methods=["POST"]),
-            Route("/v3/conversations", self._wrap(self._list_conversations), methods=["GET"]),
-            Route("/v3/conversations/{id}", self._wrap(self._get_conversation), methods=["GET"]),
+            Route(docs, w(self._add_document), methods=["POST"]),
+            Route(docs + "/{doc}/index", w(self._index_document), methods=["PATCH"]),
+            Route(docs + "/{doc}", w(self._delete_document), methods=["DELETE"]),
+            Route("/v3/characters", w(self._create_character), methods=["POST"]),
+            Route("/v3/characters", w(self._list_characters), methods=["GET"]),
+            Route(character, w(self._get_character, null=200), methods=["GET"]),
+            Route(character, w(self._update_character, null=200), methods=["PUT"]),
+            Route(character, w(self._delete_character, null=200), methods=["DELETE"]),
+            Route("/v3/conversations", w(self._start_conversation), methods=["POST"]),
+            Route("/v3/conversations", w(self._list_conversations), methods=["GET"]),
+            Route("/v3/conversations/{id}", w(self._get_conversation, null=200), methods=["GET"]),
             Route(
                 "/v3/conversations/{id}/stop",
-                self._wrap(self._stop_conversation),
+                w(self._stop_conversation, null=201),
                 methods=["POST"],
             ),
-            Route("/v3/tokens", self._wrap(self._create_token), methods=["POST"]),
-            Route(
-                "/v3/organizations/freemium-usage",
-                self._wrap(self._freemium_usage),
-                methods=["GET"],
-            ),
-            Route("/v3/organizations/user-usage", self._wrap(self._user_usage), methods=["GET"]),
+            Route("/v3/tokens", w(self._create_token), methods=["POST"]),
+            Route("/v3/organizations/freemium-usage", w(self._freemium_usage), methods=["GET"]),
+            Route("/v3/organizations/user-usage", w(self._user_usage), methods=["GET"]),
             # The presigned-style upload URL handed out by "add document":
             # like S3, it needs no API key, only the unguessable token.
             Route("/_uploads/{token}", self._upload, methods=["PUT"]),
         ]
         return r
 
+    @property
+    def _settings(self) -> FaultSettings:
+        return self._faults.settings if self._faults is not None else _DEFAULT_SETTINGS
+
     def _wrap(
-        self, handler: Handler, *, auth: bool = True
+        self, handler: Handler, *, auth: bool = True, null: int | None = None
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
@@ -372,6 +383,12 @@ class EquosEmulator:
                 # on the loop between its first read and its last write.
                 await request.body()
                 status, payload = await handler(request)
+            except _Missing as exc:
+                if null is not None and self._settings.missing_as == "null":
+                    return Response(b"null", null, media_type="application/json")
+                return Response(
+                    equos_error(exc.status, exc.message), exc.status, media_type="application/json"
+                )
             except EquosProblem as exc:
                 return Response(
                     equos_error(exc.status, exc.message), exc.status, media_type="application/json"
@@ -388,6 +405,22 @@ class EquosEmulator:
     def _now_ms(self) -> int:
         return int(self._clock.now() * 1000)
 
+    def set_document_status(self, doc_id: str, status: str) -> Obj | None:
+        """Admin: give a document any `status` (the live API's statuses are free-form
+        and their case varies); moves its and its knowledge base's updatedAt. None if
+        there is no such document."""
+        doc = self._get("document", doc_id)
+        if doc is None:
+            return None
+        kb = self._get("knowledge_base", doc["knowledgeBaseId"])
+        with self._store.transaction() as tx:
+            now = self._clock.tick()
+            doc.update(status=status, updatedAt=now)
+            tx.save("document", doc)
+            if kb is not None:
+                self._touch_kb(tx, kb, now)
+        return doc
+
     # ------------------------------------------------------------ storage
 
     def _get(self, kind: str, id_: str) -> Obj | None:
@@ -399,7 +432,7 @@ class EquosEmulator:
         )
         obj = self._get(key, id_)
         if obj is None:
-            raise EquosProblem(404, f"{label} {id_} not found")
+            raise _Missing(404, f"{label} {id_} not found")
         return obj
 
     def _page(self, kind: str, request: Request) -> tuple[dict[str, Any], list[Obj]]:
@@ -705,7 +738,12 @@ class EquosEmulator:
 
     async def _index_document(self, request: Request) -> tuple[int, Any]:
         kb, doc = self._require_document(request)
-        if doc["status"] == "pending":
+        # Content, not status, says whether there is something to index: the
+        # admin endpoint can set any status.
+        uploaded = self._conn.execute(
+            "SELECT 1 FROM eq_blobs WHERE document_id = ?", (doc["id"],)
+        ).fetchone()
+        if uploaded is None:
             raise EquosProblem(400, f"Document {doc['id']} has no uploaded content to index")
         with self._store.transaction() as tx:
             now = self._clock.tick()
@@ -856,8 +894,11 @@ class EquosEmulator:
     async def _stop_conversation(self, request: Request) -> tuple[int, Any]:
         obj = self._conversation_view(self._require("conversation", request.path_params["id"]))
         if obj["status"] != "running":
-            # Stopping twice is harmless: whoever starts a conversation must
-            # stop it on every path, so the second stop must not fail.
+            # Stopping twice is harmless by default: whoever starts a conversation
+            # must stop it on every path, so the second stop must not fail. A
+            # stricter live API might refuse it (stopEndedAs: 400).
+            if self._settings.stop_ended_as == 400:
+                raise EquosProblem(400, f"Conversation {obj['id']} has already ended")
             return 201, obj
         with self._store.transaction() as tx:
             now = self._clock.tick()
