@@ -205,14 +205,14 @@ JSON_VALUES = st.recursive(
 
 
 @given(value=JSON_VALUES, ascii_only=st.booleans())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_parse_json_reads_back_any_json_without_surrogates(value: Any, ascii_only: bool) -> None:
     text = json.dumps(value, ensure_ascii=ascii_only)
     assert parse_json(text.encode()) == value == parse_json(text)
 
 
 @given(prefix=st.text(max_size=5), code=st.integers(0xD800, 0xDFFF), suffix=st.text(max_size=5))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_parse_json_refuses_every_lone_surrogate(prefix: str, code: int, suffix: str) -> None:
     # json.dumps writes a lone surrogate as a \u escape; as a key and as a value.
     text = prefix + chr(code) + suffix

@@ -25,7 +25,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @given(initial=st.sets(st.integers(0, 60), max_size=20), ops=OPS)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 def test_behaves_like_a_sorted_list(initial: set[int], ops: list[tuple[str, int, int]]) -> None:
     original = ordered._LOAD
     ordered._LOAD = 2
@@ -52,20 +52,20 @@ def test_behaves_like_a_sorted_list(initial: set[int], ops: list[tuple[str, int,
 
 
 def test_pages_of_a_large_index_with_holes(small_blocks: None) -> None:
-    keys = [(f"2025-01-01T00:00:{i // 1000:02d}.{i % 1000:03d}Z", f"id{i}") for i in range(3000)]
+    keys = [(f"2025-01-01T00:00:{i // 1000:02d}.{i % 1000:03d}Z", f"id{i}") for i in range(1500)]
     index = OrderedIndex(keys[:1000])
     for key in keys[1000:]:
         index.add(key)  # appends, as new objects are
     rng = random.Random(5)
-    removed = rng.sample(keys, 1200)
+    removed = rng.sample(keys, 600)
     for key in removed:
         assert index.discard(key)
         assert not index.discard(key)
     for key in removed[:100]:  # back in the middle, as a client change does
         index.add(key)
     alive = sorted(set(keys) - set(removed[100:]))
-    assert len(index) == len(alive) == 1900
-    for skip in (0, 1, 49, 50, 777, 1899, 1900, 1905):
+    assert len(index) == len(alive) == 1000
+    for skip in (0, 1, 49, 50, 777, 999, 1000, 1005):
         assert index.page(skip, 50) == alive[skip : skip + 50]
     assert index.page(0, 0) == [] and index.first(3) == alive[:3]
     assert list(index) == alive
