@@ -39,6 +39,10 @@ Why it looks like this:
   after it, so the chunks concatenate to the final content exactly.
 - `seed` drives the ids (conversation uuids, `msg_` ids): a fresh database with the same seed
   yields the same ids; ids already present in a reopened file database are skipped.
+- The WebSocket switches of `faults.FaultSettings` (`wsAuth`, and the mid-stream faults: an
+  error frame or a dropped socket after n chunks, delays, a stream_end that disagrees with its
+  chunks, a message frame after it) bend what `_stream_reply` sends; the turn is stored
+  before, so GET shows the whole exchange whatever they do.
 
 The full behaviour, including WebSocket frames and close codes, is in
 `docs/emulator-avatarium.md`.

@@ -57,6 +57,8 @@ class EmulatorConfig:
         # which option is wrong.
         if not self.api_keys or any(not k for k in self.api_keys):
             raise ValueError("api_keys must hold at least one non-empty key")
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise ValueError(f"port must be an integer, got {self.port!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         self.fault_settings()  # validates every switch, with the ranges of faults.py

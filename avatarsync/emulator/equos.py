@@ -1,6 +1,8 @@
 """Equos v3, emulated: faces, voices, brains, knowledge bases (with documents and
 a presigned-style upload URL), characters, conversations, tokens, health and
-usage, persisted in the shared SQLite connection (tables `eq_*`).
+usage, persisted in the shared SQLite connection (tables `eq_*`) through
+`equos_store.EquosStore`, whose indexed in-memory mirror keeps every request's
+cost independent of the organisation's size.
 
 Wire format follows the official SDK's generated models (equos 3.1.5) where
 they and the prose docs disagree. The emulator is deliberately *stricter*
@@ -17,6 +19,10 @@ than the real API may be, because it exists to catch client bugs early:
 Every handler runs without yielding to the event loop (its body is read
 before it starts), so each request's reads and writes are atomic with respect
 to every other request: no lost updates, no write to a row deleted meanwhile.
+(The upload URL is the exception: it streams its body, then looks again.)
+
+Switches that change answers for client tests (`missingAs`, `stopEndedAs`)
+are read from `faults.Faults`, like the HTTP faults the middleware applies.
 """
 
 from __future__ import annotations
@@ -708,7 +714,7 @@ class EquosEmulator:
         if isinstance(target, Response):
             return target
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
             return _too_large()
         chunks: list[bytes] = []
         size = 0

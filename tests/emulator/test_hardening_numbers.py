@@ -131,6 +131,8 @@ def test_admin_fault_numbers_at_their_limits_are_accepted(emulator: EmulatorServ
         {"rate_limit": 10**400},
         {"seed": 2**63},
         {"error_rate": float("nan")},
+        {"port": 1.5},
+        {"port": 70000},
     ],
 )
 def test_emulator_config_refuses_numbers_out_of_range(config: dict[str, Any]) -> None:
