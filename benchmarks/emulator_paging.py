@@ -18,14 +18,15 @@ organisation; a ratio near 1 means the emulator is never what the reader waits f
     .venv/bin/python benchmarks/emulator_paging.py [--sizes 1000,10000] [--latency-ms 50]
         [--parallel 10] [--take 50]
 
-The emulator process inherits the environment, so `PYTHONPATH=/path/to/other/checkout`
-measures another version of the emulator with the same reader.
+`--pythonpath /path/to/other/checkout` measures another version of the emulator
+with the same reader (e.g. `git worktree add /tmp/before <commit>`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -36,6 +37,7 @@ import select
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -103,12 +105,19 @@ class Result:
         return statistics.fmean(getattr(r, field) for r in self.reads)
 
 
-def _spawn() -> tuple[subprocess.Popen[str], str]:
+def _spawn(pythonpath: str | None) -> tuple[subprocess.Popen[str], str]:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
     process = subprocess.Popen(
         [sys.executable, "-m", "avatarsync", "emulator", "--port", "0", "--db", ":memory:"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=env,
+        # Not the checkout: `python -m` puts the working directory first on sys.path,
+        # which would shadow --pythonpath.
+        cwd=tempfile.gettempdir(),
     )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 30)
@@ -186,13 +195,25 @@ def _seed(url: str, n: int, threads: int = 8) -> None:
 
 async def _read_all(url: str, parallel: int, take: int, pid: int) -> Read:
     """Read every page of every kind once, checking what it read; time only the reading
-    (the client, its SSL context included, is built before the clock starts)."""
-    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
-    async with httpx.AsyncClient(
-        base_url=url, headers=KEY, limits=limits, timeout=60, trust_env=False
-    ) as http:
+    (the clients, their SSL contexts included, are built before the clock starts).
 
-        async def page(path: str, skip: int) -> dict[str, Any]:
+    `parallel` workers, each with its own single-connection httpx client, take pages
+    from one queue: at most `parallel` requests in flight. (One shared client with a
+    pool of `parallel` connections does the same, but its pool bookkeeping costs the
+    reader ~4 ms of CPU per request, more than the emulator spends answering it.)
+    """
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=url, headers=KEY, limits=limits, timeout=60, trust_env=False
+                )
+            )
+            for _ in range(parallel)
+        ]
+
+        async def page(http: httpx.AsyncClient, path: str, skip: int) -> dict[str, Any]:
             response = await http.get(f"/v3/{path}", params={"take": take, "skip": skip})
             response.raise_for_status()
             body: dict[str, Any] = response.json()
@@ -200,21 +221,23 @@ async def _read_all(url: str, parallel: int, take: int, pid: int) -> Read:
 
         cpu_before, reader_before = _cpu_seconds(pid), _own_cpu_seconds()
         began = time.perf_counter()
-        firsts = await asyncio.gather(*(page(path, 0) for path in KINDS))
+        firsts = await asyncio.gather(
+            *(page(http, path, 0) for http, path in zip(clients, KINDS, strict=False))
+        )
         seen: dict[str, list[str]] = {
             path: [o["id"] for o in first[KINDS[path]]]
             for path, first in zip(KINDS, firsts, strict=True)
         }
         totals = {path: first["total"] for path, first in zip(KINDS, firsts, strict=True)}
         rest = [(path, skip) for path in KINDS for skip in range(take, totals[path], take)]
-        gate = asyncio.Semaphore(parallel)
+        queue = iter(rest)
 
-        async def later(path: str, skip: int) -> None:
-            async with gate:
-                body = await page(path, skip)
-            seen[path].extend(o["id"] for o in body[KINDS[path]])
+        async def worker(http: httpx.AsyncClient) -> None:
+            for path, skip in queue:  # shared: each page is taken by one worker
+                body = await page(http, path, skip)
+                seen[path].extend(o["id"] for o in body[KINDS[path]])
 
-        await asyncio.gather(*(later(path, skip) for path, skip in rest))
+        await asyncio.gather(*(worker(http) for http in clients))
         wall = time.perf_counter() - began
         cpu, reader_cpu = _cpu_seconds(pid) - cpu_before, _own_cpu_seconds() - reader_before
     for path, ids in seen.items():
@@ -225,8 +248,10 @@ async def _read_all(url: str, parallel: int, take: int, pid: int) -> Read:
     return Read(len(KINDS) + len(rest), sum(totals.values()), wall, cpu, reader_cpu)
 
 
-def run(n: int, *, latency_ms: int, parallel: int, take: int, reads: int) -> Result:
-    process, url = _spawn()
+def run(
+    n: int, *, latency_ms: int, parallel: int, take: int, reads: int, pythonpath: str | None
+) -> Result:
+    process, url = _spawn(pythonpath)
     try:
         began = time.perf_counter()
         _seed(url, n)
@@ -257,14 +282,26 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=10, help="requests in flight (C)")
     parser.add_argument("--take", type=int, default=50)
     parser.add_argument("--reads", type=int, default=3, help="reads of the whole organisation")
+    parser.add_argument(
+        "--pythonpath",
+        help="import the emulator from this directory (e.g. an older checkout) instead",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
         f"latency {args.latency_ms} ms, {args.parallel} in flight, take {args.take}, "
         f"{len(KINDS)} kinds; emulator: {sys.executable} -m avatarsync emulator"
+        + (f" from {args.pythonpath}" if args.pythonpath else "")
     )
     results = [
-        run(n, latency_ms=args.latency_ms, parallel=args.parallel, take=args.take, reads=args.reads)
+        run(
+            n,
+            latency_ms=args.latency_ms,
+            parallel=args.parallel,
+            take=args.take,
+            reads=args.reads,
+            pythonpath=args.pythonpath,
+        )
         for n in sizes
     ]
     print(
