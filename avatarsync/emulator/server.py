@@ -154,8 +154,9 @@ class EmulatorServer:
         self._call(self._require_runtime().stats.reset)
 
     def set_faults(self, **changes: Any) -> None:
-        """Change fault switches by field name (latency_ms, error_rate,
-        rate_limit, drop_after_commit_rate, seed); ValueError if invalid."""
+        """Change switches by field name (latency_ms, error_rate, fail_next,
+        missing_as, ws_drop_after_chunks, ...: every field of
+        faults.FaultSettings); ValueError if invalid, changing nothing."""
         runtime = self._require_runtime()
         self._call(lambda: runtime.faults.update(**changes))
 
