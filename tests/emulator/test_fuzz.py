@@ -71,7 +71,7 @@ FIELDS = (
     *("search", "elevenlabsAgentId", "characterId", "host", "remoteAgent", "consumer"),
     *("maxSeconds", "promptCtx", "promptTemplateVars", "user", "character", "avatarId"),
     *("provider", "systemPrompt", "byokAI", "content", "stream", "status", "apiKey"),
-    *("serverUrl", "accessToken", "model", "baseUrl"),
+    *("serverUrl", "accessToken", "model", "baseUrl", "type"),
     *FaultSettings().to_wire(),
 )
 LISTS = {
@@ -86,7 +86,10 @@ LISTS = {
 # Text without lone surrogates, for what travels in a URL (httpx cannot encode them).
 url_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 any_text = st.text(st.characters(), max_size=12) | st.sampled_from(
-    ["\ud800", "a\udfffb", "\ud83d\ude00", "tommy", "Puck", "groq", "", " ", "x" * 5001]
+    [
+        *("\ud800", "a\udfffb", "\ud83d\ude00", "tommy", "Puck", "groq", "message", "ping"),
+        *("", " ", "x" * 5001),
+    ]
 )
 numbers = st.integers() | st.floats() | st.sampled_from([10**400, 1e308, -1, 0, 86400, 2**63])
 
@@ -175,7 +178,7 @@ _examples = [0]
 
 
 @settings(
-    max_examples=150,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -225,7 +228,7 @@ def test_lists_are_right_after_a_fuzz_run(seeded: tuple[httpx.Client, tuple[str,
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
