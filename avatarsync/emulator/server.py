@@ -118,11 +118,18 @@ class EmulatorServer:
 
         Must run on the main thread (signal handlers live there).
         """
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # A SIGTERM while `on_ready` prints the start-up lines waits until they are
+        # all out: a caller that reads the URL line and stops the server at once
+        # must still get the rest (it used to, only most of the time).
+        pending: list[int] = []
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
         try:
             self.start()
             if on_ready is not None:
                 on_ready(self.url)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+            if pending:
+                raise KeyboardInterrupt
             while self._thread is not None and self._thread.is_alive():
                 self._thread.join(0.5)
         except KeyboardInterrupt:
