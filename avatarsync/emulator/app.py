@@ -23,12 +23,12 @@ from avatarsync.emulator.admin import admin_routes
 from avatarsync.emulator.config import EmulatorConfig
 from avatarsync.emulator.envelopes import avatarium_error, dumps, equos_error, platform_of
 from avatarsync.emulator.equos import EquosEmulator
-from avatarsync.emulator.faults import Faults, FaultSettings
+from avatarsync.emulator.faults import Faults
 from avatarsync.emulator.middleware import EmulatorMiddleware
 from avatarsync.emulator.stats import Stats
 from avatarsync.emulator.store import open_database
 
-__all__ = ["EmulatorApp", "Runtime", "create_app"]
+__all__ = ["EmulatorApp", "Runtime", "api_route_keys", "create_app"]
 
 
 class _Platform(Protocol):
@@ -72,6 +72,9 @@ class EmulatorApp(Starlette):
             routes=routes,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
         )
+        # Starlette answers `/v3/brains/` with a 307 to `/v3/brains`; neither API
+        # redirects, so an unknown path is a 404 like any other.
+        self.router.redirect_slashes = False
         self.state.runtime = runtime
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -86,32 +89,43 @@ class EmulatorApp(Starlette):
 def create_app(config: EmulatorConfig) -> Starlette:
     """A ready ASGI app for `config`; the caller closes `app.state.runtime`."""
     conn = open_database(config.db)
-    keys = frozenset(config.api_keys)
-    is_valid_key: Callable[[str], bool] = keys.__contains__
-    runtime = Runtime(
-        config=config,
-        conn=conn,
-        stats=Stats(),
-        faults=Faults(
-            FaultSettings(
-                latency_ms=config.latency_ms,
-                error_rate=config.error_rate,
-                rate_limit=config.rate_limit,
-                drop_after_commit_rate=config.drop_after_commit_rate,
-                seed=config.seed,
-            )
-        ),
-        equos=EquosEmulator(conn, is_valid_key=is_valid_key),
-    )
-    runtime.avatarium = _avatarium(conn, is_valid_key, config.seed)
-    routes = [*runtime.equos.routes(), *admin_routes(runtime)]
-    if runtime.avatarium is not None:
-        routes += runtime.avatarium.routes()
+    try:
+        keys = frozenset(config.api_keys)
+        is_valid_key: Callable[[str], bool] = keys.__contains__
+        faults = Faults(config.fault_settings())
+        runtime = Runtime(
+            config=config,
+            conn=conn,
+            stats=Stats(),
+            faults=faults,
+            equos=EquosEmulator(conn, is_valid_key=is_valid_key, faults=faults),
+        )
+        runtime.avatarium = _avatarium(conn, is_valid_key, config.seed, faults)
+        routes = [*runtime.equos.routes(), *admin_routes(runtime)]
+        if runtime.avatarium is not None:
+            routes += runtime.avatarium.routes()
+        # failNext may name any HTTP route of the emulated APIs, and only those.
+        faults.routes = api_route_keys(routes)
+        faults.update()  # checks the initial failNext against them
+    except BaseException:
+        conn.close()
+        raise
     return EmulatorApp(runtime, routes)
 
 
+def api_route_keys(routes: list[BaseRoute]) -> frozenset[str]:
+    """`"<METHOD> <template>"` of every HTTP route of /v3, /v1 and /health."""
+    keys: set[str] = set()
+    for route in routes:
+        path = getattr(route, "path", "")
+        methods = getattr(route, "methods", None) or ()
+        if platform_of(path) is not None:
+            keys.update(f"{m} {path}" for m in methods if m != "HEAD")
+    return frozenset(keys)
+
+
 def _avatarium(
-    conn: sqlite3.Connection, is_valid_key: Callable[[str], bool], seed: int
+    conn: sqlite3.Connection, is_valid_key: Callable[[str], bool], seed: int, faults: Faults
 ) -> _Platform | None:
     # Written by another part of the team; until it exists the emulator serves
     # Equos alone. Only the module's absence is tolerated, not its bugs.
@@ -121,7 +135,7 @@ def _avatarium(
         if exc.name != "avatarsync.emulator.avatarium":
             raise
         return None
-    return AvatariumEmulator(conn, is_valid_key=is_valid_key, seed=seed)
+    return AvatariumEmulator(conn, is_valid_key=is_valid_key, seed=seed, faults=faults)
 
 
 def _request_id(request: Request) -> str:

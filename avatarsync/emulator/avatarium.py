@@ -39,6 +39,10 @@ Why it looks like this:
   after it, so the chunks concatenate to the final content exactly.
 - `seed` drives the ids (conversation uuids, `msg_` ids): a fresh database with the same seed
   yields the same ids; ids already present in a reopened file database are skipped.
+- The WebSocket switches of `faults.FaultSettings` (`wsAuth`, and the mid-stream faults: an
+  error frame or a dropped socket after n chunks, delays, a stream_end that disagrees with its
+  chunks, a message frame after it) bend what `_stream_reply` sends; the turn is stored
+  before, so GET shows the whole exchange whatever they do.
 
 The full behaviour, including WebSocket frames and close codes, is in
 `docs/emulator-avatarium.md`.
@@ -46,6 +50,7 @@ The full behaviour, including WebSocket frames and close codes, is in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -56,7 +61,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -64,6 +69,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from avatarsync.catalog import AVATARIUM_PROVIDERS
+from avatarsync.emulator.faults import Faults, WsReplyPlan
+from avatarsync.emulator.jsonbody import BodyError, parse_json
 
 __all__ = [
     "AVATARS",
@@ -86,6 +93,10 @@ DEFAULT_AVATAR_ID = "aria-001"  # the reference marks avatarId optional; its exa
 CDN = "https://cdn.avatarium.invalid"
 WS_CLOSE_ENDED = 1000  # normal closure: the conversation ended, nothing went wrong
 WS_ENDED_REASON = "conversation ended"
+WS_CLOSE_FAULT = 1011  # wsDropMode "1011": internal error
+WS_FAULT_REASON = "internal error (injected by the emulator)"
+# wsEndMismatch: what stream_end's content carries beyond the joined chunks.
+MISMATCH_SUFFIX = " [stream_end differs from the chunks: injected by the emulator]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,10 +317,10 @@ async def _json_object(request: Request, *, empty_ok: bool) -> dict[str, Any]:
             return {}
         raise _ApiError(400, "invalid_request", "request body must be a JSON object")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        # Never quote the decoder's message or the body: the body may hold a BYOK key.
-        raise _ApiError(400, "invalid_request", "request body is not valid JSON") from None
+        payload = parse_json(body)
+    except BodyError as exc:
+        # The reason never quotes the body, which may hold a BYOK key.
+        raise _ApiError(400, "invalid_request", f"request body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise _ApiError(400, "invalid_request", "request body must be a JSON object")
     return payload
@@ -362,15 +373,25 @@ class AvatariumEmulator:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, *, is_valid_key: Callable[[str], bool], seed: int = 0
+        self,
+        conn: sqlite3.Connection,
+        *,
+        is_valid_key: Callable[[str], bool],
+        seed: int = 0,
+        faults: Faults | None = None,
     ) -> None:
         self._conn = conn
         self._is_valid_key = is_valid_key
+        self._faults = faults  # wsAuth and the mid-stream WebSocket faults
         self._rng = random.Random(seed)
         # Open sockets per conversation, so /end can close them. Memory only: a restart drops
         # every connection anyway.
         self._sockets: dict[str, set[WebSocket]] = {}
         self._create_tables()
+        # Kept current by create and end, so the stats never count rows.
+        (self._open,) = conn.execute(
+            "SELECT COUNT(*) FROM av_conversations WHERE status = 'active'"
+        ).fetchone()
 
     # -- public interface used by the core --
 
@@ -399,10 +420,7 @@ class AvatariumEmulator:
 
     def open_conversations(self) -> int:
         """Conversations created and not ended (a test that forgets to end one shows here)."""
-        row = self._conn.execute(
-            "SELECT COUNT(*) FROM av_conversations WHERE status = 'active'"
-        ).fetchone()
-        return int(row[0])
+        return int(self._open)
 
     # -- storage --
 
@@ -591,6 +609,7 @@ class AvatariumEmulator:
             ),
         )
         self._conn.commit()
+        self._open += 1
         ws_scheme = "wss" if request.url.scheme == "https" else "ws"
         data = {
             "id": conv_id,
@@ -656,6 +675,7 @@ class AvatariumEmulator:
                 (_now(), conv.id),
             )
             self._conn.commit()
+            self._open -= 1
         for ws in list(self._sockets.pop(conv.id, ())):
             await _close(ws)
         return _ok(request, {"success": True})
@@ -668,7 +688,11 @@ class AvatariumEmulator:
         try:
             header = websocket.headers.get("authorization")
             token = _bearer(header) if header is not None else websocket.query_params.get("token")
-            self._check_key(token)
+            # wsAuth "open": the bare wsUrl works, as in the reference's example; a
+            # credential that is sent is still checked.
+            open_ = self._faults is not None and self._faults.settings.ws_auth == "open"
+            if not (open_ and header is None and token is None):
+                self._check_key(token)
             conv = self._load(websocket.path_params["conversation_id"])
         except _ApiError as err:
             await _deny(websocket, err)
@@ -701,9 +725,9 @@ class AvatariumEmulator:
             if text is None:
                 raise _ApiError(400, "invalid_request", "frames must be JSON text, not binary")
             try:
-                frame = json.loads(text)
-            except ValueError:
-                raise _ApiError(400, "invalid_request", "frame is not valid JSON") from None
+                frame = parse_json(text)
+            except BodyError as exc:
+                raise _ApiError(400, "invalid_request", f"frame is not valid JSON: {exc}") from None
             if not isinstance(frame, dict):
                 raise _ApiError(400, "invalid_request", "frame must be a JSON object")
             kind = frame.get("type")
@@ -721,16 +745,93 @@ class AvatariumEmulator:
         except _ApiError as err:
             return await _send(websocket, _error_frame(err))
 
-        frames: list[dict[str, Any]] = [
-            {"type": "message", "data": turn.user},
-            {"type": "stream_start", "data": {"id": turn.assistant["id"], "role": "assistant"}},
-            *({"type": "stream_chunk", "data": c} for c in split_chunks(turn.assistant["content"])),
-            {"type": "stream_end", "data": turn.assistant},
-        ]
-        for out in frames:
-            if not await _send(websocket, out):
-                return False
-        return True
+        plan = self._faults.ws_reply_plan() if self._faults is not None else WsReplyPlan()
+        return await _stream_reply(websocket, turn, plan)
+
+
+async def _stream_reply(websocket: WebSocket, turn: _Turn, plan: WsReplyPlan) -> bool:
+    """Send one reply's frames, as `plan` (the ws* fault switches) bends them.
+
+    False when the socket is gone (closed by /end or the client, or dropped here).
+    """
+    if not await _send(websocket, {"type": "message", "data": turn.user}):
+        return False
+    start = {"type": "stream_start", "data": {"id": turn.assistant["id"], "role": "assistant"}}
+    if not await _send(websocket, start):
+        return False
+    chunks = split_chunks(turn.assistant["content"])
+    # A fault "after n chunks" with n past the last chunk strikes before stream_end.
+    drop_at = _clamp(plan.drop_after_chunks, len(chunks))
+    error_at = _clamp(plan.error_after_chunks, len(chunks))
+    for position in range(len(chunks) + 1):
+        if position == drop_at:
+            await _drop(websocket, plan.drop_mode)
+            return False
+        if position == error_at:
+            # The reply ends here, without stream_end; the socket stays usable.
+            return await _send(websocket, _error_frame(_AI_PROVIDER_FAILED))
+        if position == len(chunks):
+            break
+        delay = plan.first_chunk_delay_ms if position == 0 else plan.chunk_delay_ms
+        if delay and not await _pause(websocket, delay):
+            return False
+        if not await _send(websocket, {"type": "stream_chunk", "data": chunks[position]}):
+            return False
+    end = turn.assistant
+    if plan.end_mismatch:
+        end = {**end, "content": end["content"] + MISMATCH_SUFFIX}
+    if not await _send(websocket, {"type": "stream_end", "data": end}):
+        return False
+    if plan.message_after_end:
+        return await _send(websocket, {"type": "message", "data": turn.assistant})
+    return True
+
+
+def _clamp(after: int | None, chunks: int) -> int | None:
+    return None if after is None else min(after, chunks)
+
+
+class _Transport(Protocol):
+    def close(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+def _transport(websocket: WebSocket) -> _Transport | None:
+    # Put there by the core middleware: uvicorn's socket transport (uvloop's is no
+    # asyncio.BaseTransport subclass, hence the duck typing); absent on other servers.
+    transport = getattr(websocket.state, "transport", None)
+    if callable(getattr(transport, "close", None)) and callable(
+        getattr(transport, "is_closing", None)
+    ):
+        return cast(_Transport, transport)
+    return None
+
+
+async def _pause(websocket: WebSocket, ms: int) -> bool:
+    """Sleep `ms` (wsFirstChunkDelayMs, wsChunkDelayMs), in steps, so that a socket
+    closed meanwhile (by /end or the client) ends the wait; False if it was."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + ms / 1000
+    transport = _transport(websocket)
+    while (left := until - loop.time()) > 0:
+        await asyncio.sleep(min(left, 0.05))
+        if websocket.application_state is not WebSocketState.CONNECTED or (
+            transport is not None and transport.is_closing()
+        ):
+            return False
+    return True
+
+
+async def _drop(websocket: WebSocket, mode: str) -> None:
+    """wsDropMode "abort": close the TCP connection with no close frame (the client
+    sees 1006); "1011": a close frame with code 1011 (internal error)."""
+    transport = _transport(websocket)
+    if mode == "abort" and transport is not None:
+        transport.close()  # what was sent is still delivered, then FIN, no close frame
+        return
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.close(code=WS_CLOSE_FAULT, reason=WS_FAULT_REASON)
 
 
 def _avatar(avatar_id: str) -> AvatarPreset:
@@ -770,6 +871,12 @@ def _byok_settings(value: Any) -> tuple[str, str | None] | None:
     ):
         raise _invalid("byokAI.baseUrl", "byokAI.baseUrl must be an http(s) URL")
     return provider, model
+
+
+# wsErrorAfterChunks: the `error` frame that cuts a reply short.
+_AI_PROVIDER_FAILED = _ApiError(
+    503, "ai_provider_error", "the AI provider failed mid-reply (injected by the emulator)"
+)
 
 
 def _ended(conversation_id: str) -> _ApiError:

@@ -1,6 +1,8 @@
 """Equos v3, emulated: faces, voices, brains, knowledge bases (with documents and
 a presigned-style upload URL), characters, conversations, tokens, health and
-usage, persisted in the shared SQLite connection (tables `eq_*`).
+usage, persisted in the shared SQLite connection (tables `eq_*`) through
+`equos_store.EquosStore`, whose indexed in-memory mirror keeps every request's
+cost independent of the organisation's size.
 
 Wire format follows the official SDK's generated models (equos 3.1.5) where
 they and the prose docs disagree. The emulator is deliberately *stricter*
@@ -17,12 +19,15 @@ than the real API may be, because it exists to catch client bugs early:
 Every handler runs without yielding to the event loop (its body is read
 before it starts), so each request's reads and writes are atomic with respect
 to every other request: no lost updates, no write to a row deleted meanwhile.
+(The upload URL is the exception: it streams its body, then looks again.)
+
+Switches that change answers for client tests (`missingAs`, `stopEndedAs`)
+are read from `faults.Faults`, like the HTTP faults the middleware applies.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import secrets
 import sqlite3
@@ -37,11 +42,21 @@ from starlette.routing import BaseRoute, Route
 from avatarsync._version import __version__
 from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.emulator.envelopes import dumps, equos_error
+from avatarsync.emulator.equos_store import (
+    ConversationLedger,
+    EquosStore,
+    LinkIndex,
+    Obj,
+    Transaction,
+)
+from avatarsync.emulator.faults import Faults, FaultSettings
+from avatarsync.emulator.jsonbody import BodyError, parse_json
 from avatarsync.emulator.store import Clock, iso_ms, parse_iso_ms
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
     "FACE_IDENTITIES",
+    "MAX_UPLOAD_BYTES",
     "ORGANIZATION_ID",
     "VOICE_IDENTITIES",
     "EquosEmulator",
@@ -51,33 +66,18 @@ __all__ = [
 ORGANIZATION_ID = "org_emulator"
 DEFAULT_TAKE = 20
 MAX_TAKE = 50
+# The API documents no bound on skip; a bound keeps every page request cheap and
+# every number representable (9223372036854775807 used to overflow SQLite).
+MAX_SKIP = 1_000_000_000
 DEFAULT_MAX_SECONDS = 600  # the docs give none; any positive value will do
+# One day. The docs give no maximum either; without one, 1e308 was stored and every
+# later list, stats and usage call overflowed computing the end time.
+MAX_MAX_SECONDS = 86_400
 UPLOAD_TTL_MS = 3600 * 1000
+# Largest document upload. The body is read in chunks and refused as soon as it is
+# known to be larger (a declared Content-Length first), never buffered whole.
+MAX_UPLOAD_BYTES = 32 * 2**20
 _FACE_ASSETS = "https://assets.emulator.invalid/faces"  # .invalid: never resolves
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS eq_objects (
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    parent TEXT,
-    client TEXT,
-    created_at TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (kind, id)
-);
-CREATE INDEX IF NOT EXISTS eq_objects_order ON eq_objects (kind, created_at, id);
-CREATE TABLE IF NOT EXISTS eq_uploads (
-    token TEXT PRIMARY KEY,
-    document_id TEXT NOT NULL,
-    mime_type TEXT NOT NULL,
-    expire_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS eq_blobs (
-    document_id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL,
-    content BLOB NOT NULL
-);
-"""
 
 
 class EquosProblem(Exception):
@@ -87,6 +87,10 @@ class EquosProblem(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class _Missing(EquosProblem):
+    """The id in the path names nothing: a 404, or a `null` answer (`missingAs`)."""
 
 
 # ---------------------------------------------------------------- validation
@@ -104,6 +108,7 @@ class Field:
     nullable: bool = False
     choices: tuple[str, ...] = ()
     fields: tuple[Field, ...] = ()  # for type "object"
+    maximum: float | None = None  # for type "number" (which must be positive)
 
 
 _TYPE_MESSAGES: dict[str, str] = {
@@ -160,8 +165,11 @@ def _type_problem(f: Field, value: object, name: str) -> list[str]:
         case "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return [f"{name} {_TYPE_MESSAGES['number']}"]
-            if not math.isfinite(value) or value <= 0:
+            # math.isfinite(10**400) overflows: only floats can be infinite.
+            if (isinstance(value, float) and not math.isfinite(value)) or value <= 0:
                 return [f"{name} must be a positive number"]
+            if f.maximum is not None and value > f.maximum:
+                return [f"{name} must not be greater than {f.maximum:g}"]
         case "object":
             try:
                 validate(value, f.fields, prefix=f"{name}.")
@@ -236,7 +244,7 @@ CONVERSATION_CREATE = (
     ),
     Field("remoteAgent", "object", nullable=True, fields=_PARTICIPANT),
     Field("consumer", "object", nullable=True, fields=_PARTICIPANT),
-    Field("maxSeconds", "number", nullable=True),
+    Field("maxSeconds", "number", nullable=True, maximum=MAX_MAX_SECONDS),
     Field("promptCtx", "string", nullable=True),
     Field("promptTemplateVars", "string_map", nullable=True),
 )
@@ -275,6 +283,10 @@ _KB = _SimpleKind(
 _LINK_KINDS = {"faceId": _FACE, "voiceId": _VOICE, "brainId": _BRAIN, "knowledgeBaseId": _KB}
 
 Handler = Callable[[Request], Awaitable[tuple[int, Any]]]
+_MISSING: Any = object()
+_DEFAULT_SETTINGS = FaultSettings()
+# A refused delete names the characters still linking the object, at most this many.
+_LINKERS_NAMED = 10
 
 
 def _new_id(prefix: str) -> str:
@@ -290,69 +302,83 @@ class EquosEmulator:
         *,
         is_valid_key: Callable[[str], bool],
         clock: Clock | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._conn = conn
         self._is_valid_key = is_valid_key
         self._clock = clock or Clock()
-        with conn:
-            conn.executescript(_SCHEMA)
+        self._faults = faults
+        # Derived indexes, kept current by the store on every committed write.
+        self._links = LinkIndex(_CHARACTER_LINKS)  # characters by linked id
+        self._kb_documents = LinkIndex(("knowledgeBaseId",))
+        self._ledger = ConversationLedger()
+        # (kind, id) -> (version, encoded view): see `_fragment`.
+        self._fragments: dict[tuple[str, str], tuple[tuple[str | None, ...], bytes]] = {}
+        self._store = EquosStore(
+            conn,
+            observers={
+                "character": self._links.observe,
+                "document": self._kb_documents.observe,
+                "conversation": self._ledger.observe,
+            },
+        )
         # After a restart, keep timestamps moving forward even if the wall
         # clock did not (updatedAt must never repeat).
-        row = conn.execute(
-            "SELECT MAX(json_extract(body, '$.updatedAt')) FROM eq_objects"
-        ).fetchone()
-        if row and row[0]:
-            self._clock.advance_past(parse_iso_ms(row[0]))
+        if self._store.max_updated_at:
+            self._clock.advance_past(parse_iso_ms(self._store.max_updated_at))
 
     # ------------------------------------------------------------ routing
 
     def routes(self) -> list[BaseRoute]:
-        r: list[BaseRoute] = [
-            Route("/v3/health", self._wrap(self._health, auth=False), methods=["GET"])
-        ]
+        w = self._wrap
+        # `null=`: the status of a `null` answer for an unknown id when missingAs is
+        # "null" -- the routes whose answer the SDK (3.1.5) declares nullable (stop
+        # declares 201), plus PUT /characters/{id}.
+        r: list[BaseRoute] = [Route("/v3/health", w(self._health, auth=False), methods=["GET"])]
         for kind in (_FACE, _VOICE, _BRAIN, _KB):
             base = f"/v3/{kind.path}"
             r += [
-                Route(base, self._wrap(self._creator(kind)), methods=["POST"]),
-                Route(base, self._wrap(self._lister(kind)), methods=["GET"]),
-                Route(base + "/{id}", self._wrap(self._getter(kind)), methods=["GET"]),
-                Route(base + "/{id}", self._wrap(self._deleter(kind)), methods=["DELETE"]),
+                Route(base, w(self._creator(kind)), methods=["POST"]),
+                Route(base, w(self._lister(kind)), methods=["GET"]),
+                Route(base + "/{id}", w(self._getter(kind), null=200), methods=["GET"]),
+                Route(base + "/{id}", w(self._deleter(kind), null=200), methods=["DELETE"]),
             ]
             if kind.updatable:
-                r.append(Route(base + "/{id}", self._wrap(self._updater(kind)), methods=["PATCH"]))
+                r.append(Route(base + "/{id}", w(self._updater(kind), null=200), methods=["PATCH"]))
         docs = "/v3/knowledge-bases/{id}/documents"
+        character = "/v3/characters/{id}"
         r += [
-            Route(docs, self._wrap(self._add_document), methods=["POST"]),
-            Route(docs + "/{doc}/index", self._wrap(self._index_document), methods=["PATCH"]),
-            Route(docs + "/{doc}", self._wrap(self._delete_document), methods=["DELETE"]),
-            Route("/v3/characters", self._wrap(self._create_character), methods=["POST"]),
-            Route("/v3/characters", self._wrap(self._list_characters), methods=["GET"]),
-            Route("/v3/characters/{id}", self._wrap(self._get_character), methods=["GET"]),
-            Route("/v3/characters/{id}", self._wrap(self._update_character), methods=["PUT"]),
-            Route("/v3/characters/{id}", self._wrap(self._delete_character), methods=["DELETE"]),
-            Route("/v3/conversations", self._wrap(self._start_conversation), methods=["POST"]),
-            Route("/v3/conversations", self._wrap(self._list_conversations), methods=["GET"]),
-            Route("/v3/conversations/{id}", self._wrap(self._get_conversation), methods=["GET"]),
+            Route(docs, w(self._add_document), methods=["POST"]),
+            Route(docs + "/{doc}/index", w(self._index_document), methods=["PATCH"]),
+            Route(docs + "/{doc}", w(self._delete_document), methods=["DELETE"]),
+            Route("/v3/characters", w(self._create_character), methods=["POST"]),
+            Route("/v3/characters", w(self._list_characters), methods=["GET"]),
+            Route(character, w(self._get_character, null=200), methods=["GET"]),
+            Route(character, w(self._update_character, null=200), methods=["PUT"]),
+            Route(character, w(self._delete_character, null=200), methods=["DELETE"]),
+            Route("/v3/conversations", w(self._start_conversation), methods=["POST"]),
+            Route("/v3/conversations", w(self._list_conversations), methods=["GET"]),
+            Route("/v3/conversations/{id}", w(self._get_conversation, null=200), methods=["GET"]),
             Route(
                 "/v3/conversations/{id}/stop",
-                self._wrap(self._stop_conversation),
+                w(self._stop_conversation, null=201),
                 methods=["POST"],
             ),
-            Route("/v3/tokens", self._wrap(self._create_token), methods=["POST"]),
-            Route(
-                "/v3/organizations/freemium-usage",
-                self._wrap(self._freemium_usage),
-                methods=["GET"],
-            ),
-            Route("/v3/organizations/user-usage", self._wrap(self._user_usage), methods=["GET"]),
+            Route("/v3/tokens", w(self._create_token), methods=["POST"]),
+            Route("/v3/organizations/freemium-usage", w(self._freemium_usage), methods=["GET"]),
+            Route("/v3/organizations/user-usage", w(self._user_usage), methods=["GET"]),
             # The presigned-style upload URL handed out by "add document":
             # like S3, it needs no API key, only the unguessable token.
             Route("/_uploads/{token}", self._upload, methods=["PUT"]),
         ]
         return r
 
+    @property
+    def _settings(self) -> FaultSettings:
+        return self._faults.settings if self._faults is not None else _DEFAULT_SETTINGS
+
     def _wrap(
-        self, handler: Handler, *, auth: bool = True
+        self, handler: Handler, *, auth: bool = True, null: int | None = None
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
@@ -363,90 +389,79 @@ class EquosEmulator:
                 # on the loop between its first read and its last write.
                 await request.body()
                 status, payload = await handler(request)
+            except _Missing as exc:
+                if null is not None and self._settings.missing_as == "null":
+                    return Response(b"null", null, media_type="application/json")
+                return Response(
+                    equos_error(exc.status, exc.message), exc.status, media_type="application/json"
+                )
             except EquosProblem as exc:
                 return Response(
                     equos_error(exc.status, exc.message), exc.status, media_type="application/json"
                 )
-            return Response(dumps(payload), status, media_type="application/json")
+            body = payload if isinstance(payload, _Encoded) else dumps(payload)
+            return Response(body, status, media_type="application/json")
 
         return endpoint
 
     def open_conversations(self) -> int:
         """Conversations still running (not stopped, not past maxSeconds)."""
-        now_ms = int(self._clock.now() * 1000)
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'conversation'"
-            " AND json_extract(body, '$.status') = 'running'"
-        ).fetchall()
-        return sum(1 for (body,) in rows if not _expired(json.loads(body), now_ms))
+        return self._ledger.open_count(self._now_ms())
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
+
+    def set_document_status(self, doc_id: str, status: str) -> Obj | None:
+        """Admin: give a document any `status` (the live API's statuses are free-form
+        and their case varies); moves its and its knowledge base's updatedAt. None if
+        there is no such document."""
+        doc = self._get("document", doc_id)
+        if doc is None:
+            return None
+        kb = self._get("knowledge_base", doc["knowledgeBaseId"])
+        with self._store.transaction() as tx:
+            now = self._clock.tick()
+            doc.update(status=status, updatedAt=now)
+            tx.save("document", doc)
+            if kb is not None:
+                self._touch_kb(tx, kb, now)
+        return doc
 
     # ------------------------------------------------------------ storage
 
-    def _get(self, kind: str, id_: str) -> dict[str, Any] | None:
-        row = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = ? AND id = ?", (kind, id_)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+    def _get(self, kind: str, id_: str) -> Obj | None:
+        return self._store.get(kind, id_)
 
-    def _require(self, kind: _SimpleKind | str, id_: str) -> dict[str, Any]:
+    def _require(self, kind: _SimpleKind | str, id_: str) -> Obj:
         key, label = (
             (kind.kind, kind.label) if isinstance(kind, _SimpleKind) else (kind, kind.title())
         )
         obj = self._get(key, id_)
         if obj is None:
-            raise EquosProblem(404, f"{label} {id_} not found")
+            raise _Missing(404, f"{label} {id_} not found")
         return obj
 
-    def _insert(self, kind: str, obj: dict[str, Any], parent: str | None = None) -> None:
-        self._conn.execute(
-            "INSERT INTO eq_objects (kind, id, parent, client, created_at, body) VALUES (?, ?, ?, ?, ?, ?)",
-            (kind, obj["id"], parent, obj.get("client"), obj["createdAt"], json.dumps(obj)),
-        )
-
-    def _save(self, kind: str, obj: dict[str, Any]) -> None:
-        self._conn.execute(
-            "UPDATE eq_objects SET body = ?, client = ? WHERE kind = ? AND id = ?",
-            (json.dumps(obj), obj.get("client"), kind, obj["id"]),
-        )
-
-    def _remove(self, kind: str, id_: str) -> None:
-        self._conn.execute("DELETE FROM eq_objects WHERE kind = ? AND id = ?", (kind, id_))
-
-    def _page(self, kind: str, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _page(self, kind: str, request: Request) -> tuple[dict[str, Any], list[Obj]]:
         skip, take = _paging(request.query_params)
         client = request.query_params.get("client")
-        where, args = "kind = ?", [kind]
-        if client is not None:
-            where += " AND client = ?"
-            args.append(client)
-        total = self._conn.execute(
-            f"SELECT COUNT(*) FROM eq_objects WHERE {where}", args
-        ).fetchone()[0]
-        rows = self._conn.execute(
-            f"SELECT body FROM eq_objects WHERE {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            [*args, take, skip],
-        ).fetchall()
-        envelope: dict[str, Any] = {"skip": skip, "take": take, "total": total}
-        return envelope, [json.loads(body) for (body,) in rows]
+        envelope: dict[str, Any] = {
+            "skip": skip,
+            "take": take,
+            "total": self._store.count(kind, client),
+        }
+        return envelope, self._store.page(kind, client, skip, take)
 
-    def _documents(self, kb_id: str) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'document' AND parent = ? ORDER BY created_at, id",
-            (kb_id,),
-        ).fetchall()
-        return [json.loads(body) for (body,) in rows]
-
-    def _linking_characters(self, field: str, id_: str) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'character'"
-            f" AND json_extract(body, '$.{field}') = ? ORDER BY created_at, id",
-            (id_,),
-        ).fetchall()
-        return [json.loads(body) for (body,) in rows]
+    def _documents(self, kb_id: str) -> list[Obj]:
+        peek = self._store.peek
+        return [
+            doc
+            for id_ in self._kb_documents.ids("knowledgeBaseId", kb_id)
+            if (doc := peek("document", id_)) is not None
+        ]
 
     # ------------------------------------------------------------ views
 
-    def _view(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, kind: str, obj: Obj) -> Obj:
         match kind:
             case "knowledge_base":
                 view = dict(obj)
@@ -461,11 +476,59 @@ class EquosEmulator:
             case _:
                 return obj
 
-    def _character_view(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _fragment(
+        self, kind: str, obj: Obj, memo: dict[tuple[str, str], Obj | None] | None
+    ) -> bytes:
+        """The encoded view of one listed object, re-encoded only when it changed.
+
+        Encoding was most of a list page's cost (a page of 50 characters with their
+        links expanded is ~75 KB of JSON). A view is a function of the object and,
+        for a character, of its four linked objects (a knowledge base's of its
+        documents, whose every change moves the knowledge base's updatedAt); since
+        every write moves the written object's updatedAt, those updatedAt values
+        are the version of the encoded view.
+        """
+        if kind == "character":
+            peek = self._store.peek
+            version: tuple[str | None, ...] = (
+                obj["updatedAt"],
+                *(
+                    linked["updatedAt"] if (linked := peek(k.kind, obj.get(f))) else None
+                    for f, k in _LINK_KINDS.items()
+                ),
+            )
+        else:
+            version = (obj["updatedAt"],)
+        cached = self._fragments.get((kind, obj["id"]))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        view = self._character_view(obj, memo) if kind == "character" else self._view(kind, obj)
+        encoded = dumps(view)
+        self._fragments[(kind, obj["id"])] = (version, encoded)
+        return encoded
+
+    def _encoded(self, kind: str, obj: Obj) -> _Encoded:
+        """A single object's answer: the same encoded view as in lists (and cached)."""
+        return _Encoded(self._fragment(kind, obj, None))
+
+    def _character_view(
+        self, obj: Obj, memo: dict[tuple[str, str], Obj | None] | None = None
+    ) -> Obj:
+        """The character with its links expanded; `memo` shares the linked views of
+        one answer (a page of 50 characters often links the same few faces)."""
         view = dict(obj)
         for field, kind in _LINK_KINDS.items():
-            linked = self._get(kind.kind, obj[field]) if obj.get(field) else None
-            view[field.removesuffix("Id")] = self._view(kind.kind, linked) if linked else None
+            target = obj.get(field)
+            if not target:
+                view[field.removesuffix("Id")] = None
+                continue
+            cached = memo.get((field, target), _MISSING) if memo is not None else _MISSING
+            if cached is _MISSING:
+                linked = self._store.peek(kind.kind, target)
+                cached = self._view(kind.kind, linked) if linked else None
+                if memo is not None:
+                    memo[(field, target)] = cached
+            view[field.removesuffix("Id")] = cached
         return view
 
     # ------------------------------------------------------------ leaves
@@ -514,24 +577,25 @@ class EquosEmulator:
     def _creator(self, kind: _SimpleKind) -> Handler:
         async def create(request: Request) -> tuple[int, Any]:
             values = validate(await _json(request), kind.create)
-            with self._conn:
+            with self._store.transaction() as tx:
                 obj = self._build(kind, values, self._clock.tick())
-                self._insert(kind.kind, obj)
-            return 201, self._view(kind.kind, obj)
+                tx.insert(kind.kind, obj)
+            return 201, self._encoded(kind.kind, obj)
 
         return create
 
     def _lister(self, kind: _SimpleKind) -> Handler:
         async def list_(request: Request) -> tuple[int, Any]:
             envelope, items = self._page(kind.kind, request)
-            envelope[kind.list_key] = [self._view(kind.kind, o) for o in items]
-            return 200, envelope
+            return 200, _encode_page(
+                envelope, kind.list_key, [self._fragment(kind.kind, o, None) for o in items]
+            )
 
         return list_
 
     def _getter(self, kind: _SimpleKind) -> Handler:
         async def get(request: Request) -> tuple[int, Any]:
-            return 200, self._view(kind.kind, self._require(kind, request.path_params["id"]))
+            return 200, self._encoded(kind.kind, self._require(kind, request.path_params["id"]))
 
         return get
 
@@ -539,46 +603,43 @@ class EquosEmulator:
         async def update(request: Request) -> tuple[int, Any]:
             obj = self._require(kind, request.path_params["id"])
             values = validate(await _json(request), kind.create)
-            with self._conn:
+            with self._store.transaction() as tx:
                 obj.update(values)
                 obj["updatedAt"] = self._clock.tick()
-                self._save(kind.kind, obj)
-            return 200, self._view(kind.kind, obj)
+                tx.save(kind.kind, obj)
+            return 200, self._encoded(kind.kind, obj)
 
         return update
 
     def _deleter(self, kind: _SimpleKind) -> Handler:
         async def delete(request: Request) -> tuple[int, Any]:
             obj = self._require(kind, request.path_params["id"])
-            users = self._linking_characters(kind.link_field, obj["id"])
-            if users:
-                names = ", ".join(f"{c['id']} ({c['name']})" for c in users)
-                raise EquosProblem(
-                    400,
-                    f"{kind.label} {obj['id']} is still linked by character(s) {names}; "
-                    "unlink or delete them first",
-                )
+            self._refuse_if_linked(kind, obj["id"])
             view = self._view(kind.kind, obj)
-            with self._conn:
+            with self._store.transaction() as tx:
                 if kind is _KB:
-                    self._conn.execute(
-                        "DELETE FROM eq_uploads WHERE document_id IN"
-                        " (SELECT id FROM eq_objects WHERE kind = 'document' AND parent = ?)",
-                        (obj["id"],),
-                    )
-                    self._conn.execute(
-                        "DELETE FROM eq_blobs WHERE document_id IN"
-                        " (SELECT id FROM eq_objects WHERE kind = 'document' AND parent = ?)",
-                        (obj["id"],),
-                    )
-                    self._conn.execute(
-                        "DELETE FROM eq_objects WHERE kind = 'document' AND parent = ?",
-                        (obj["id"],),
-                    )
-                self._remove(kind.kind, obj["id"])
+                    for doc in view["documents"]:
+                        self._remove_document(tx, doc["id"])
+                tx.remove(kind.kind, obj["id"])
+            self._fragments.pop((kind.kind, obj["id"]), None)
             return 200, view
 
         return delete
+
+    def _refuse_if_linked(self, kind: _SimpleKind, id_: str) -> None:
+        count = self._links.count(kind.link_field, id_)
+        if not count:
+            return
+        named = []
+        for char_id in self._links.ids(kind.link_field, id_, limit=_LINKERS_NAMED):
+            character = self._store.peek("character", char_id)
+            named.append(f"{char_id} ({character['name'] if character else '?'})")
+        more = f" and {count - len(named)} more" if count > len(named) else ""
+        raise EquosProblem(
+            400,
+            f"{kind.label} {id_} is still linked by character(s) {', '.join(named)}{more}; "
+            "unlink or delete them first",
+        )
 
     # ------------------------------------------------------------ documents
 
@@ -589,16 +650,23 @@ class EquosEmulator:
             raise EquosProblem(404, f"Document {request.path_params['doc']} not found")
         return kb, doc
 
-    def _touch_kb(self, kb: dict[str, Any], now: str) -> None:
+    @staticmethod
+    def _touch_kb(tx: Transaction, kb: Obj, now: str) -> None:
         # A document change is a change of the knowledge base's `documents[]`.
         kb["updatedAt"] = now
-        self._save("knowledge_base", kb)
+        tx.save("knowledge_base", kb)
+
+    @staticmethod
+    def _remove_document(tx: Transaction, doc_id: str) -> None:
+        tx.execute("DELETE FROM eq_uploads WHERE document_id = ?", (doc_id,))
+        tx.execute("DELETE FROM eq_blobs WHERE document_id = ?", (doc_id,))
+        tx.remove("document", doc_id)
 
     async def _add_document(self, request: Request) -> tuple[int, Any]:
         kb = self._require(_KB, request.path_params["id"])
         values = validate(await _json(request), DOCUMENT_CREATE)
         token = secrets.token_urlsafe(24)
-        with self._conn:
+        with self._store.transaction() as tx:
             now_ms = self._clock.tick_ms()
             now = iso_ms(now_ms)
             doc = {
@@ -611,69 +679,90 @@ class EquosEmulator:
                 "createdAt": now,
                 "updatedAt": now,
             }
-            self._insert("document", doc, parent=kb["id"])
-            self._conn.execute(
+            tx.insert("document", doc, parent=kb["id"])
+            tx.execute(
                 "INSERT INTO eq_uploads (token, document_id, mime_type, expire_at_ms) VALUES (?, ?, ?, ?)",
                 (token, doc["id"], values["mimeType"], now_ms + UPLOAD_TTL_MS),
             )
-            self._touch_kb(kb, now)
+            self._touch_kb(tx, kb, now)
         return 201, {
             "document": doc,
             "uploadUrl": str(request.base_url).rstrip("/") + f"/_uploads/{token}",
             "expireAt": iso_ms(now_ms + UPLOAD_TTL_MS),
         }
 
-    async def _upload(self, request: Request) -> Response:
-        content = await request.body()
+    def _upload_target(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+        """The document and knowledge base an upload URL writes to, or the refusal."""
         row = self._conn.execute(
-            "SELECT document_id, expire_at_ms FROM eq_uploads WHERE token = ?",
-            (request.path_params["token"],),
+            "SELECT document_id, expire_at_ms FROM eq_uploads WHERE token = ?", (token,)
         ).fetchone()
         if row is None:
-            return Response(
-                equos_error(404, "Unknown upload URL"), 404, media_type="application/json"
-            )
+            return _error_response(404, "Unknown upload URL")
         document_id, expire_at_ms = row
         if self._clock.now() * 1000 > expire_at_ms:
-            return Response(
-                equos_error(403, "Upload URL expired"), 403, media_type="application/json"
-            )
+            return _error_response(403, "Upload URL expired")
         doc = self._get("document", document_id)
         kb = self._get("knowledge_base", doc["knowledgeBaseId"]) if doc else None
         if doc is None or kb is None:
-            return Response(
-                equos_error(404, "Document not found"), 404, media_type="application/json"
-            )
+            return _error_response(404, "Document not found")
+        return doc, kb
+
+    async def _upload(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        # Refuse what can be refused before reading a byte of the body.
+        target = self._upload_target(token)
+        if isinstance(target, Response):
+            return target
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+            return _too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:  # a chunked body, or one longer than declared
+                return _too_large()
+            chunks.append(chunk)
+        content = b"".join(chunks)
+        # Reading the body yielded to other requests: look again, the document or
+        # its knowledge base may have been deleted meanwhile.
+        target = self._upload_target(token)
+        if isinstance(target, Response):
+            return target
+        doc, kb = target
         digest = hashlib.sha256(content).hexdigest()
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
-            self._conn.execute(
+            tx.execute(
                 "INSERT OR REPLACE INTO eq_blobs (document_id, sha256, content) VALUES (?, ?, ?)",
-                (document_id, digest, content),
+                (doc["id"], digest, content),
             )
             doc.update(size=len(content), status="uploaded", updatedAt=now)
-            self._save("document", doc)
-            self._touch_kb(kb, now)
+            tx.save("document", doc)
+            self._touch_kb(tx, kb, now)
         return Response(b"", 200, headers={"etag": f'"{hashlib.md5(content).hexdigest()}"'})
 
     async def _index_document(self, request: Request) -> tuple[int, Any]:
         kb, doc = self._require_document(request)
-        if doc["status"] == "pending":
+        # Content, not status, says whether there is something to index: the
+        # admin endpoint can set any status.
+        uploaded = self._conn.execute(
+            "SELECT 1 FROM eq_blobs WHERE document_id = ?", (doc["id"],)
+        ).fetchone()
+        if uploaded is None:
             raise EquosProblem(400, f"Document {doc['id']} has no uploaded content to index")
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             doc.update(status="indexed", updatedAt=now)
-            self._save("document", doc)
-            self._touch_kb(kb, now)
+            tx.save("document", doc)
+            self._touch_kb(tx, kb, now)
         return 200, doc
 
     async def _delete_document(self, request: Request) -> tuple[int, Any]:
         kb, doc = self._require_document(request)
-        with self._conn:
-            self._conn.execute("DELETE FROM eq_uploads WHERE document_id = ?", (doc["id"],))
-            self._conn.execute("DELETE FROM eq_blobs WHERE document_id = ?", (doc["id"],))
-            self._remove("document", doc["id"])
-            self._touch_kb(kb, self._clock.tick())
+        with self._store.transaction() as tx:
+            self._remove_document(tx, doc["id"])
+            self._touch_kb(tx, kb, self._clock.tick())
         return 200, doc
 
     # ------------------------------------------------------------ characters
@@ -682,7 +771,7 @@ class EquosEmulator:
         errors = [
             f"{field} references {kind.label} {values[field]}, which does not exist"
             for field, kind in _LINK_KINDS.items()
-            if values.get(field) is not None and self._get(kind.kind, values[field]) is None
+            if values.get(field) is not None and self._store.peek(kind.kind, values[field]) is None
         ]
         if errors:
             raise EquosProblem(400, "; ".join(errors))
@@ -690,7 +779,7 @@ class EquosEmulator:
     async def _create_character(self, request: Request) -> tuple[int, Any]:
         values = validate(await _json(request), CHARACTER_CREATE)
         self._check_links(values)
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             obj = {
                 "id": _new_id("char"),
@@ -704,32 +793,37 @@ class EquosEmulator:
                 "elevenlabsAgentId": values.get("elevenlabsAgentId"),
                 **{field: values.get(field) for field in _CHARACTER_LINKS},
             }
-            self._insert("character", obj)
-        return 201, self._character_view(obj)
+            tx.insert("character", obj)
+        return 201, self._encoded("character", obj)
 
     async def _list_characters(self, request: Request) -> tuple[int, Any]:
         envelope, items = self._page("character", request)
-        envelope["characters"] = [self._character_view(o) for o in items]
-        return 200, envelope
+        memo: dict[tuple[str, str], Obj | None] = {}
+        return 200, _encode_page(
+            envelope, "characters", [self._fragment("character", o, memo) for o in items]
+        )
 
     async def _get_character(self, request: Request) -> tuple[int, Any]:
-        return 200, self._character_view(self._require("character", request.path_params["id"]))
+        return 200, self._encoded(
+            "character", self._require("character", request.path_params["id"])
+        )
 
     async def _update_character(self, request: Request) -> tuple[int, Any]:
         obj = self._require("character", request.path_params["id"])
         values = validate(await _json(request), CHARACTER_UPDATE)
         self._check_links(values)
-        with self._conn:
+        with self._store.transaction() as tx:
             obj.update(values)
             obj["updatedAt"] = self._clock.tick()
-            self._save("character", obj)
-        return 200, self._character_view(obj)
+            tx.save("character", obj)
+        return 200, self._encoded("character", obj)
 
     async def _delete_character(self, request: Request) -> tuple[int, Any]:
         obj = self._require("character", request.path_params["id"])
         view = self._character_view(obj)
-        with self._conn:
-            self._remove("character", obj["id"])
+        with self._store.transaction() as tx:
+            tx.remove("character", obj["id"])
+        self._fragments.pop(("character", obj["id"]), None)
         return 200, view
 
     # ------------------------------------------------------------ conversations
@@ -748,7 +842,7 @@ class EquosEmulator:
 
     async def _start_conversation(self, request: Request) -> tuple[int, Any]:
         values = validate(await _json(request), CONVERSATION_CREATE)
-        character = self._get("character", values["characterId"])
+        character = self._store.peek("character", values["characterId"])
         if character is None:
             raise EquosProblem(
                 400,
@@ -757,7 +851,7 @@ class EquosEmulator:
         host = values.get("host")
         remote_agent = values.get("remoteAgent")
         consumer = values.get("consumer")
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             conv_id = _new_id("conv")
             obj = {
@@ -786,7 +880,7 @@ class EquosEmulator:
                 "joinedAt": None,
                 "endedAt": None,
             }
-            self._insert("conversation", obj)
+            tx.insert("conversation", obj)
         return 201, {
             "conversation": {**obj, "character": self._character_view(character)},
             "remoteAgentAccessToken": _access_token() if remote_agent else None,
@@ -806,14 +900,17 @@ class EquosEmulator:
     async def _stop_conversation(self, request: Request) -> tuple[int, Any]:
         obj = self._conversation_view(self._require("conversation", request.path_params["id"]))
         if obj["status"] != "running":
-            # Stopping twice is harmless: whoever starts a conversation must
-            # stop it on every path, so the second stop must not fail.
+            # Stopping twice is harmless by default: whoever starts a conversation
+            # must stop it on every path, so the second stop must not fail. A
+            # stricter live API might refuse it (stopEndedAs: 400).
+            if self._settings.stop_ended_as == 400:
+                raise EquosProblem(400, f"Conversation {obj['id']} has already ended")
             return 201, obj
-        with self._conn:
+        with self._store.transaction() as tx:
             now = self._clock.tick()
             obj["timeline"] = [*(obj.get("timeline") or []), {"type": "ended", "recordedAt": now}]
             obj.update(status="ended", endedAt=now, updatedAt=now)
-            self._save("conversation", obj)
+            tx.save("conversation", obj)
         return 201, obj
 
     # ------------------------------------------------------------ the rest
@@ -823,35 +920,23 @@ class EquosEmulator:
 
     async def _create_token(self, request: Request) -> tuple[int, Any]:
         values = validate(await _json(request), TOKEN_CREATE)
-        if values.get("character") and self._get("character", values["character"]) is None:
+        if values.get("character") and self._store.peek("character", values["character"]) is None:
             raise EquosProblem(
                 400, f"character references Character {values['character']}, which does not exist"
             )
         return 201, {"token": _access_token()}
 
-    def _used_seconds(self) -> list[tuple[str | None, float]]:
-        now_ms = int(self._clock.now() * 1000)
-        used = []
-        rows = self._conn.execute(
-            "SELECT body FROM eq_objects WHERE kind = 'conversation'"
-        ).fetchall()
-        for (body,) in rows:
-            conv = self._conversation_view(json.loads(body))
-            end_ms = parse_iso_ms(conv["endedAt"]) if conv.get("endedAt") else now_ms
-            used.append((conv.get("client"), (end_ms - parse_iso_ms(conv["startedAt"])) / 1000))
-        return used
-
     async def _freemium_usage(self, request: Request) -> tuple[int, Any]:
         # The SDK parses a bare number: seconds of conversation used.
-        return 200, round(sum(s for _, s in self._used_seconds()), 3)
+        return 200, round(sum(self._ledger.used_ms(self._now_ms()).values()) / 1000, 3)
 
     async def _user_usage(self, request: Request) -> tuple[int, Any]:
         # Undocumented shape (the SDK ignores the body): seconds per client.
-        per_client: dict[str, float] = {}
-        for client, seconds in self._used_seconds():
-            key = client or ""
-            per_client[key] = round(per_client.get(key, 0.0) + seconds, 3)
-        return 200, {"organizationId": ORGANIZATION_ID, "secondsByClient": per_client}
+        per_client: dict[str, int] = {}
+        for client, ms in self._ledger.used_ms(self._now_ms()).items():
+            per_client[client or ""] = per_client.get(client or "", 0) + ms
+        seconds = {client: round(ms / 1000, 3) for client, ms in sorted(per_client.items())}
+        return 200, {"organizationId": ORGANIZATION_ID, "secondsByClient": seconds}
 
 
 # ---------------------------------------------------------------- helpers
@@ -862,44 +947,70 @@ async def _json(request: Request) -> object:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        return parse_json(raw)
+    except BodyError as exc:
         raise EquosProblem(400, f"Body is not valid JSON: {exc}") from None
 
 
 def _paging(query: Mapping[str, str]) -> tuple[int, int]:
     """skip/take as the API reads them; the SDK sends floats such as `20.0`."""
-    skip = _integer(query, "skip", 0)
-    take = _integer(query, "take", DEFAULT_TAKE)
-    errors = []
-    if skip < 0:
-        errors.append("skip must not be less than 0")
-    if take < 0:
-        errors.append("take must not be less than 0")
-    if take > MAX_TAKE:
-        errors.append(f"take must not be greater than {MAX_TAKE}")
+    errors: list[str] = []
+    skip = _integer(query, "skip", 0, MAX_SKIP, errors)
+    take = _integer(query, "take", DEFAULT_TAKE, MAX_TAKE, errors)
     if errors:
         raise EquosProblem(400, "; ".join(errors))
     return skip, take
 
 
-def _integer(query: Mapping[str, str], name: str, default: int) -> int:
+def _integer(
+    query: Mapping[str, str], name: str, default: int, maximum: int, errors: list[str]
+) -> int:
+    """An integer query parameter in 0..maximum; a problem goes to `errors`."""
     text = query.get(name)
     if text is None:
         return default
     try:
-        value = float(text)
+        value = float(text)  # never int(): "1" * 5000 would raise, 1e3 is fine
     except ValueError:
-        raise EquosProblem(
-            400, f"{name} must be a number conforming to the specified constraints"
-        ) from None
-    if not math.isfinite(value) or value != int(value):
-        raise EquosProblem(400, f"{name} must be an integer number")
-    return int(value)
+        errors.append(f"{name} must be a number conforming to the specified constraints")
+        return default
+    if math.isnan(value):
+        errors.append(f"{name} must be an integer number")
+    elif value < 0:
+        errors.append(f"{name} must not be less than 0")
+    elif value > maximum:
+        errors.append(f"{name} must not be greater than {maximum}")
+    elif value != int(value):
+        errors.append(f"{name} must be an integer number")
+    else:
+        return int(value)
+    return default
+
+
+class _Encoded(bytes):
+    """An answer body already encoded as JSON (a list page assembled from fragments)."""
+
+
+def _encode_page(envelope: dict[str, Any], key: str, fragments: list[bytes]) -> _Encoded:
+    """`{"skip":..,"take":..,"total":..,"<key>":[...]}`, byte for byte what dumps() gives."""
+    head = dumps(envelope)[:-1]  # without the closing brace
+    return _Encoded(head + b',"' + key.encode() + b'":[' + b",".join(fragments) + b"]}")
+
+
+def _error_response(status: int, message: str) -> Response:
+    return Response(equos_error(status, message), status, media_type="application/json")
+
+
+def _too_large() -> Response:
+    # The rest of the body is never read, so the connection cannot be reused.
+    response = _error_response(413, f"Upload larger than {MAX_UPLOAD_BYTES} bytes")
+    response.headers["connection"] = "close"
+    return response
 
 
 def _expired(conv: Mapping[str, Any], now_ms: int) -> bool:
-    return now_ms >= parse_iso_ms(conv["startedAt"]) + round(conv["maxSeconds"] * 1000)
+    end_ms: int = parse_iso_ms(conv["startedAt"]) + round(conv["maxSeconds"] * 1000)
+    return now_ms >= end_ms
 
 
 def _access_token() -> str:

@@ -7,7 +7,8 @@ write needs the server's own `send`, whose `__self__` is uvicorn's request
 cycle holding the socket transport. Starlette's error middleware would hand
 us a wrapper instead.
 
-Faults apply to the emulated APIs only (`/v3/*`, `/v1/*`, `/health`); the
+In order: latency, rate limit, errorRate, failNext, drop after commit. Faults
+apply to the emulated APIs only (`/v3/*`, `/v1/*`, `/health`); the
 admin endpoints (`/_emulator/*`) and upload URLs (`/_uploads/*`) are never
 delayed, failed, limited or dropped, so a test can always look and upload.
 """
@@ -61,6 +62,11 @@ class EmulatorMiddleware:
             return
         if kind == "websocket":
             _set_request_id(scope)
+            # wsDropMode "abort" closes the socket with no close frame: that needs
+            # the server's transport, reachable only through its own `send`.
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None:
+                scope["state"]["transport"] = transport
             try:
                 await self.app(scope, receive, send)
             finally:
@@ -112,6 +118,12 @@ class EmulatorMiddleware:
                 await _send_error(send, 429, platform, request_id, headers)
                 return
         status = faults.draw_error()
+        # failNext: deterministic, route by route; drawn after errorRate so that
+        # switching it on leaves the seeded draws of every request the same.
+        if status is None and faults.settings.fail_next:
+            route = f"{scope['method']} {self._template(scope)}"
+            if faults.take_fail_next(route):
+                status = 503
         if status is not None:
             self.stats.errors += 1
             self._count(scope)
@@ -151,7 +163,7 @@ class EmulatorMiddleware:
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is not None:
-            return scope.get("root_path", "") + getattr(route, "path", "")
+            return _route_template(scope, route)
         # Refused before routing (fault) or not found: match ourselves, only
         # on this rare path so the common one pays nothing.
         return _match(self._routes(), scope) or "(unmatched)"
@@ -168,11 +180,17 @@ def _match(routes: Sequence[BaseRoute], scope: Scope) -> str | None:
             if inner is not None:
                 return inner
             continue
-        template = scope.get("root_path", "") + getattr(route, "path", "")
+        template = _route_template(scope, route)
         if match is Match.FULL:
             return template
         partial = partial or template
     return partial
+
+
+def _route_template(scope: Scope, route: object) -> str:
+    root: str = scope.get("root_path", "")
+    path: str = getattr(route, "path", "")
+    return root + path
 
 
 def _set_request_id(scope: Scope) -> str:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from avatarsync.emulator import EmulatorServer
+from avatarsync.emulator.faults import FaultSettings
 
 BRAIN = {"instructions": "i", "greetingMessage": "g"}
 
@@ -215,13 +216,14 @@ def test_drop_rate_is_seeded(emulator: EmulatorServer, equos_http: httpx.Client)
 
 def test_faults_switch_at_runtime_over_http(emulator: EmulatorServer) -> None:
     with httpx.Client(base_url=emulator.url) as http:
-        assert http.get("/_emulator/faults").json() == {
+        defaults = http.get("/_emulator/faults").json()
+        assert {k: defaults[k] for k in ("latencyMs", "errorRate", "rateLimit", "seed")} == {
             "latencyMs": 0,
             "errorRate": 0.0,
             "rateLimit": None,
-            "dropAfterCommitRate": 0.0,
             "seed": 0,
         }
+        assert defaults == FaultSettings().to_wire() and len(defaults) == 21
         changed = http.post("/_emulator/faults", json={"errorRate": 1.0, "rateLimit": 100})
         assert changed.status_code == 200
         assert changed.json()["errorRate"] == 1.0 and changed.json()["rateLimit"] == 100
@@ -236,7 +238,7 @@ def test_faults_switch_at_runtime_over_http(emulator: EmulatorServer) -> None:
             assert refused.status_code == 400, body
             assert refused.json()["error"]
         assert http.get("/_emulator/faults").json()["errorRate"] == 0
-    with pytest.raises(ValueError, match="error_rate"):
+    with pytest.raises(ValueError, match="errorRate"):
         emulator.set_faults(error_rate=-0.1)
     with pytest.raises(ValueError, match="unknown fault switch"):
         emulator.set_faults(errorRate=0.5)

@@ -125,6 +125,26 @@ def test_command_serves_and_stops_cleanly_on_sigterm(
     assert again.wait(10) == 0
 
 
+def test_sigterm_while_the_banner_prints_waits_for_the_banner(tmp_path: Path) -> None:
+    """`avatarsync emulator` prints its URL, then more lines; a SIGTERM sent as soon as
+    the URL line is read used to cut the rest off (now and then, under load)."""
+    script = (
+        "import os, signal\n"
+        "from avatarsync.emulator import EmulatorConfig, EmulatorServer\n"
+        "def ready(url):\n"
+        "    print('listening', flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # lands here, mid-banner\n"
+        "    print('rest of the banner', flush=True)\n"
+        "EmulatorServer(EmulatorConfig()).serve_forever(on_ready=ready)\n"
+        "print('stopped', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["listening", "rest of the banner", "stopped"]
+
+
 def test_command_options(spawn: Callable[..., tuple[subprocess.Popen[str], str]]) -> None:
     process, url = spawn(
         "--db", ":memory:", "--api-key", "k1", "--api-key", "k2", "--rate-limit", "2", "--seed", "5"
