@@ -39,7 +39,10 @@ __all__ = ["emulator"]
     help=f"Accept this key (repeatable). Default: the documented key {DEFAULT_API_KEY!r}.",
 )
 @click.option(
-    "--latency-ms", type=click.IntRange(min=0), default=0, help="Delay every API request."
+    "--latency-ms",
+    type=click.IntRange(0, 60_000),
+    default=0,
+    help="Delay every API request (milliseconds, at most 60000).",
 )
 @click.option(
     "--error-rate",
@@ -49,7 +52,7 @@ __all__ = ["emulator"]
 )
 @click.option(
     "--rate-limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1_000_000),
     default=None,
     help="Requests per minute (token bucket); beyond it 429 with Retry-After.",
 )
@@ -89,17 +92,19 @@ def emulator(
         return
     if db != ":memory:" and obj is not None and obj.directory is not None:
         db = str(Path(obj.directory) / db)
-    config = EmulatorConfig(
-        db=db,
-        api_keys=api_keys or (DEFAULT_API_KEY,),
-        host=host,
-        port=port,
-        latency_ms=latency_ms,
-        error_rate=error_rate,
-        rate_limit=rate_limit,
-        drop_after_commit_rate=drop_after_commit_rate,
-        seed=seed,
-    )
+    try:
+        config = EmulatorConfig(
+            api_keys=api_keys or (DEFAULT_API_KEY,),
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            error_rate=error_rate,
+            rate_limit=rate_limit,
+            drop_after_commit_rate=drop_after_commit_rate,
+            seed=seed,
+        )
+    except ValueError as exc:  # a switch out of its documented range
+        raise click.UsageError(str(exc)) from None
 
     def ready(url: str) -> None:
         # The first line is a contract: tests spawn this command and read it.

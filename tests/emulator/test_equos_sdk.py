@@ -8,6 +8,7 @@ and answer None on an unexpected status, so every result is checked with isinsta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -64,11 +65,12 @@ def parsed(value: Any, model: type[T]) -> T:
 
 
 @pytest.fixture
-def sdk(emulator: EmulatorServer, api_key: str) -> EquosClient:
+def sdk(emulator: EmulatorServer, api_key: str) -> Iterator[EquosClient]:
     client = EquosClient.create(api_key, EquosOptions(endpoint=emulator.url))
     # Surface unexpected statuses as errors instead of a silent None.
     client._client.raise_on_unexpected_status = True
-    return client
+    yield client
+    client._client.get_httpx_client().close()  # the SDK never closes its connections
 
 
 def all_pages(list_call: Any, key: str, take: int = 2) -> list[Any]:

@@ -174,10 +174,13 @@ def test_missing_as_null_is_what_the_sdk_reads_as_none(
     server = start_emulator(missing_as="null")
     sdk = EquosClient.create(DEFAULT_API_KEY, EquosOptions(endpoint=server.url))
     sdk._client.raise_on_unexpected_status = True  # a 404 would raise here
-    assert sdk.brains.get("brain_gone") is None
-    assert sdk.characters.delete("char_gone") is None
-    assert sdk.conversations.get("conv_gone") is None
-    assert sdk.conversations.stop("conv_gone") is None
+    try:
+        assert sdk.brains.get("brain_gone") is None
+        assert sdk.characters.delete("char_gone") is None
+        assert sdk.conversations.get("conv_gone") is None
+        assert sdk.conversations.stop("conv_gone") is None
+    finally:
+        sdk._client.get_httpx_client().close()  # the SDK never closes its connections
 
 
 @pytest.mark.parametrize("value", ["NULL", 404, None, "200"])
