@@ -94,6 +94,7 @@ def emulator(
         db = str(Path(obj.directory) / db)
     try:
         config = EmulatorConfig(
+            db=db,
             api_keys=api_keys or (DEFAULT_API_KEY,),
             host=host,
             port=port,
