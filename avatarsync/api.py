@@ -317,7 +317,9 @@ def _resource_document(project: Project, resource: DesiredResource) -> dict[str,
         spec["documents"] = [
             {
                 "name": document.name,
-                "description": document.description,
+                "description": MASK
+                if document.sensitive_description and document.description
+                else document.description,
                 "mimeType": document.mime_type,
                 "path": project.display(document.path),
                 "size": document.size,
@@ -673,10 +675,16 @@ class Workspace:
     async def export_async(self, out_dir: Path) -> ExportResult:
         async with self.client() as client:
             live = await fetch_live(client, self.env.client)
-        result = export_manifests(live)
+        known = self.store.load()  # which fields held a secret: never written out
+        result = export_manifests(
+            live,
+            secret_fields={
+                (a.kind, r.id): r.sensitive for a, r in known.resources.items() if r.sensitive
+            },
+        )
         files = dict(result.files)
         if not (out_dir / "avatarsync.yaml").exists():
-            files["avatarsync.yaml"] = _project_file(self.env)
+            files["avatarsync.yaml"] = _project_file(self.env, result.secret_variables)
         clashes = [p for p in files if (out_dir / p).exists()]
         if clashes:
             raise ProjectError(
@@ -691,7 +699,10 @@ class Workspace:
         for address, remote_id in result.ids.items():
             current = live.get(address.kind, remote_id)
             state.resources[address] = ResourceState(
-                remote_id, None, current.updated_at if current else None
+                remote_id,
+                None,
+                current.updated_at if current else None,
+                sensitive=result.sensitive.get(address, frozenset()),
             )
         store = FileStateStore(
             out_dir / ".avatarsync" / "state" / f"{self.env.name}.json",
@@ -744,7 +755,7 @@ class Workspace:
         return report
 
 
-def _project_file(env: Environment) -> str:
+def _project_file(env: Environment, secret_variables: list[str]) -> str:
     settings: dict[str, Any] = {"provider": env.provider}
     if env.url:
         settings["url"] = env.url
@@ -755,12 +766,11 @@ def _project_file(env: Environment) -> str:
     settings["client"] = env.client
     if env.protect:
         settings["protect"] = True
-    return dump_yaml(
-        {
-            "manifests": ["characters/*.yaml", "shared/*.yaml"],
-            "environments": {env.name: settings},
-        }
-    )
+    project: dict[str, Any] = {"manifests": ["characters/*.yaml", "shared/*.yaml"]}
+    if secret_variables:
+        project["env"] = {"secret": sorted(set(secret_variables))}
+    project["environments"] = {env.name: settings}
+    return dump_yaml(project)
 
 
 def save_plan_file(plan: Plan, path: Path) -> None:

@@ -121,6 +121,7 @@ class DocumentSpec:
     sha256: str  # of the file's bytes: a new hash means re-upload
     size: int
     position: Position | None = None
+    sensitive_description: bool = False  # came from a secret: masked wherever shown
 
 
 @dataclass(frozen=True)

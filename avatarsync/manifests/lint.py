@@ -26,7 +26,7 @@ from avatarsync.manifests.templating import (
 )
 from avatarsync.resources import Address, DesiredResource, DesiredState, Kind, Position, Preset
 
-__all__ = ["CALLER_VALUES", "character_context", "lint", "preset_context"]
+__all__ = ["CALLER_VALUES", "CharacterView", "character_context", "lint", "preset_context"]
 
 # How render messages tell where caller values come from.
 CALLER_VALUES = "the caller passes it with --set, or it is a typo"
@@ -95,12 +95,25 @@ def _check_livekit_identities(state: DesiredState) -> list[Diagnostic]:
     return found
 
 
-def character_context(state: DesiredState, key: str) -> dict[str, Any]:
+class CharacterView(dict[str, Any]):
+    """`character` in a template: its spec and key, without the fields that hold
+    a secret (a template would render them in plaintext)."""
+
+    secret_fields: frozenset[str] = frozenset()
+
+
+def character_context(state: DesiredState, key: str) -> CharacterView:
     """What templates see as `character`: its resolved spec plus its key."""
+    view = CharacterView(key=key)
     resource = state.resources.get(Address(Kind.CHARACTER.value, key))
-    if resource is None:
-        return {"key": key}
-    return {"key": key, **resource.spec}
+    if resource is not None:
+        view.update(
+            (name, value)
+            for name, value in resource.spec.items()
+            if name not in resource.sensitive_fields
+        )
+        view.secret_fields = resource.sensitive_fields
+    return view
 
 
 def preset_context(

@@ -259,7 +259,7 @@ class _Resolver:
             case Kind.FACE | Kind.VOICE | Kind.BRAIN:
                 self._add_resource(pd.kind, key, spec, doc, ("spec",), subst)
             case Kind.KNOWLEDGE_BASE:
-                documents = self._documents(pd, spec)
+                documents = self._documents(pd, spec, subst)
                 self._add_resource(pd.kind, key, spec, doc, ("spec",), subst, documents)
                 if spec.documents is None:  # left out: documents are not managed
                     address = Address(pd.kind.value, key)
@@ -400,7 +400,9 @@ class _Resolver:
             self._suggestion_index[kind] = Suggestions(self.tables[kind])
         return self._suggestion_index[kind]
 
-    def _documents(self, pd: ParsedDocument, spec: Any) -> tuple[DocumentSpec, ...]:
+    def _documents(
+        self, pd: ParsedDocument, spec: Any, subst: _Substituted
+    ) -> tuple[DocumentSpec, ...]:
         doc = pd.doc
         root = self.project.root.resolve()
         result: list[DocumentSpec] = []
@@ -427,6 +429,14 @@ class _Resolver:
                     at_path,
                     f"document file '{entry.path}' {missing} "
                     f"(looked for {shown}; paths are relative to {doc.file})",
+                )
+                continue
+            if (*base, "name") in subst.secret:
+                # The name is the document's identity: kept in state, shown in plans.
+                self._error(
+                    doc.source.value((*base, "name")),
+                    f"documents[{index}].name cannot come from a secret variable: a "
+                    "document's name is its identity, kept in state and shown in plans",
                 )
                 continue
             name = entry.name or target.name
@@ -459,6 +469,7 @@ class _Resolver:
                     sha256=digest.sha256,
                     size=digest.size,
                     position=doc.source.value(base),
+                    sensitive_description=(*base, "description") in subst.secret,
                 )
             )
         return tuple(sorted(result, key=lambda d: d.name))

@@ -619,6 +619,11 @@ def _missing_message(exc: _Missing, context: Mapping[str, Any], names: str) -> t
                     "(templates see what env.allow lets in, secrets excluded)",
                     hint,
                 )
+            if name in getattr(exc.obj, "secret_fields", ()):
+                return (
+                    f"character.{name} holds a secret and is not available to templates",
+                    "",
+                )
             return f"character.{name} does not exist", hint
     if exc.obj is not missing:
         return f"undefined value: {exc}", ""

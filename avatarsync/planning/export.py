@@ -11,6 +11,11 @@ shared one after what it is (`puck-voice`, `brain-2`). Knowledge-base document
 contents cannot be downloaded through the API, so exported knowledge bases
 list their live documents in a comment and leave `documents` out, which
 means "not managed by avatarsync" until files are added.
+
+A field that held a secret when it was applied (the environment's state says
+which) is never written out: it is exported as `${env.AVATARSYNC_SECRET_…}`,
+listed under `env.secret` in the exported project file, and a note says which
+variable to set.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class ExportResult:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> YAML text
     ids: dict[Address, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Variables the exported manifests read for fields that held a secret.
+    secret_variables: list[str] = field(default_factory=list)
+    # Address -> the fields exported as a secret variable (state keeps masking them).
+    sensitive: dict[Address, frozenset[str]] = field(default_factory=dict)
 
 
 def _slug(text: str | None, fallback: str) -> str:
@@ -65,9 +74,19 @@ class _Keys:
         return key
 
 
-def export_manifests(live: LiveState, *, schemas: str = "../schemas") -> ExportResult:
-    """Turn live resources (already filtered on the environment's client) into files."""
+def export_manifests(
+    live: LiveState,
+    *,
+    schemas: str = "../schemas",
+    secret_fields: Mapping[tuple[str, str], frozenset[str]] | None = None,
+) -> ExportResult:
+    """Turn live resources (already filtered on the environment's client) into files.
+
+    `secret_fields` maps (kind, remote id) to the fields that held a secret
+    when they were applied; their values are never written.
+    """
     result = ExportResult()
+    secrets = secret_fields or {}
     keys = _Keys()
     characters = live.of_kind(Kind.CHARACTER)
     char_keys = {
@@ -89,7 +108,14 @@ def export_manifests(live: LiveState, *, schemas: str = "../schemas") -> ExportR
             key = keys.take(kind, _leaf_key(kind, res, owners))
             key_of[(kind.value, res.id)] = key
             result.ids[Address(kind.value, key)] = res.id
-            docs_by_kind[kind].append(_document(kind, key, res))
+            document = _document(kind, key, res)
+            _hide_secrets(
+                result,
+                Address(kind.value, key),
+                document["spec"],
+                secrets.get((kind.value, res.id)),
+            )
+            docs_by_kind[kind].append(document)
             if kind is Kind.KNOWLEDGE_BASE and res.documents:
                 names = ", ".join(sorted(d.name for d in res.documents))
                 result.notes.append(
@@ -128,9 +154,31 @@ def export_manifests(live: LiveState, *, schemas: str = "../schemas") -> ExportR
         spec["search"] = bool(c.spec.get("search"))
         if c.spec.get("elevenlabsAgentId"):
             spec["elevenlabsAgentId"] = c.spec["elevenlabsAgentId"]
+        _hide_secrets(
+            result,
+            Address(Kind.CHARACTER.value, key),
+            spec,
+            secrets.get((Kind.CHARACTER.value, c.id)),
+        )
         doc = {"kind": "Character", "name": key, "spec": spec}
         result.files[f"characters/{key}.yaml"] = header + dump_yaml(doc)
     return result
+
+
+def _hide_secrets(
+    result: ExportResult, address: Address, spec: dict[str, Any], fields: frozenset[str] | None
+) -> None:
+    hidden = frozenset(name for name in fields or () if spec.get(name) is not None)
+    for name in sorted(hidden):
+        variable = re.sub(r"[^A-Z0-9]+", "_", f"AVATARSYNC_SECRET_{address.key}_{name}".upper())
+        spec[name] = f"${{env.{variable}}}"
+        result.secret_variables.append(variable)
+        result.notes.append(
+            f"{address}: {name} held a secret when it was applied, so its value is not "
+            f"exported; set {variable} (in the environment or .env) before planning"
+        )
+    if hidden:
+        result.sensitive[address] = hidden
 
 
 def _leaf_key(kind: Kind, res: LiveResource, owners: list[str]) -> str:

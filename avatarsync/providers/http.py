@@ -358,7 +358,7 @@ class RestClient:
         )
 
     def __repr__(self) -> str:
-        return f"<RestClient {self.base_url} requests={self.total_requests}>"
+        return f"<RestClient {_redact(httpx.URL(self.base_url))} requests={self.total_requests}>"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -609,7 +609,8 @@ class PlatformClient:
         )
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._http.base_url} requests={self.total_requests}>"
+        shown = _redact(httpx.URL(self._http.base_url))  # never a password in the URL
+        return f"<{type(self).__name__} {shown} requests={self.total_requests}>"
 
     async def __aenter__(self) -> Self:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 
@@ -146,3 +147,15 @@ def test_a_plain_string_key_is_refused() -> None:
 
     with pytest.raises(TypeError):
         EquosClient("https://api.equos.test", KEY)  # type: ignore[arg-type]
+
+
+def test_a_password_in_the_base_url_never_shows_in_a_repr() -> None:
+    from avatarsync.providers import EquosClient
+    from avatarsync.secret import Secret
+
+    client = EquosClient("https://me:hunter2-PASSWORD@api.example.test", Secret("k" * 12))
+    try:
+        assert "hunter2" not in repr(client) and "hunter2" not in repr(client._http)
+        assert "api.example.test" in repr(client)
+    finally:
+        asyncio.run(client.aclose())

@@ -19,7 +19,7 @@ import sys
 import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -128,6 +128,7 @@ class E2EProject:
     root: Path
     server: EmulatorServer
     key: str = SENTINEL_KEY
+    extra_env: dict[str, str] = field(default_factory=dict)  # more process variables
 
     def write(
         self,
@@ -155,6 +156,7 @@ class E2EProject:
         env = {k: v for k, v in os.environ.items() if not k.startswith("E2E_")}
         env["E2E_EQUOS_KEY"] = self.key
         env["NO_COLOR"] = "1"
+        env.update(self.extra_env)
         return env
 
     def cli(self, *args: str, stdin: str = "") -> Result:

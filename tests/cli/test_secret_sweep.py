@@ -1,0 +1,181 @@
+"""Secrets never reach output, plan files, state, logs or exported files.
+
+Every command × every output format × every file written, with sentinel
+values for each way a secret enters: the API key, ${env.SECRET} values in
+fields and in a knowledge-base document, a secret that left the manifests
+after it was applied, a template that tries to read a secret field, and the
+API key variable reached through an allowPrefixes entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.e2e import SENTINEL_KEY, E2EProject
+
+AGENT_SECRET = "agent-SENTINEL-77c1d2e3"
+DOC_SECRET = "doc-SENTINEL-a1b2c3d4"
+SENTINELS = (SENTINEL_KEY, AGENT_SECRET, DOC_SECRET)
+
+SECRET_MANIFESTS = """\
+kind: Character
+name: vip
+spec:
+  displayName: VIP
+  livekitIdentity: vip
+  elevenlabsAgentId: ${env.E2E_AGENT_ID}
+  brain:
+    instructions: Serve the VIP.
+    greetingMessage: Welcome.
+---
+kind: KnowledgeBase
+name: private
+spec:
+  displayName: Private
+  description: Private answers.
+  documents:
+    - path: ../docs/returns.md
+      name: private-returns
+      description: ${env.E2E_DOC_NOTE}
+---
+kind: Character
+name: reader
+spec:
+  displayName: Reader
+  livekitIdentity: reader
+  knowledgeBase: private
+"""
+
+
+@pytest.fixture
+def secret_project(project: E2EProject) -> E2EProject:
+    config = project.root / "avatarsync.yaml"
+    config.write_text(
+        config.read_text().replace(
+            'manifests: ["characters/*.yaml"]',
+            'manifests: ["characters/*.yaml"]\nenv: {allowPrefixes: [E2E_], secret: [E2E_AGENT_ID, E2E_DOC_NOTE]}',
+        )
+    )
+    (project.root / "characters" / "secret.yaml").write_text(SECRET_MANIFESTS)
+    project.extra_env.update({"E2E_AGENT_ID": AGENT_SECRET, "E2E_DOC_NOTE": DOC_SECRET})
+    return project
+
+
+def leaks(texts: list[str], root: Path, *more: Path) -> list[str]:
+    found = []
+    for text in texts:
+        found += [s for s in SENTINELS if s in text]
+    for folder in (root / ".avatarsync", *more):
+        for path in folder.rglob("*") if folder.exists() else ():
+            if path.is_file():
+                data = path.read_bytes()
+                found += [f"{path}: {s}" for s in SENTINELS if s.encode() in data]
+    return found
+
+
+def test_no_secret_in_any_output_format_or_file(secret_project: E2EProject, tmp_path: Path):
+    p = secret_project
+    saved = tmp_path / "plan.json"
+    exported = tmp_path / "exported"
+    runs = [
+        p.cli("validate"),
+        p.cli("validate", "--format", "github"),
+        p.cli("render", "--env", "test"),
+        p.cli("plan", "--env", "test"),
+        p.cli("plan", "--env", "test", "--json"),
+        p.cli("plan", "--env", "test", "--markdown"),
+        p.cli("--debug", "plan", "--env", "test", "--out", str(saved)),
+        p.cli("--debug", "apply", str(saved)),
+        p.cli("plan", "--env", "test", "--json", "--show-unchanged"),
+        p.cli("apply", "--env", "test", "--yes", "--json"),
+        p.cli("import", "--env", "test"),
+        p.cli("export", "--env", "test", "--out", str(exported)),
+    ]
+    assert [r.code for r in runs] == [0] * len(runs), [r.text for r in runs if r.code]
+    assert "***" in runs[2].out  # render masks the agent id and the document note
+    assert leaks([r.text for r in runs], p.root, saved, exported) == []
+    # Export writes the field as a variable to set, and the project reads it as a secret.
+    variable = "AVATARSYNC_SECRET_VIP_ELEVENLABSAGENTID"
+    assert (
+        f"elevenlabsAgentId: ${{env.{variable}}}"
+        in (exported / "characters" / "vip.yaml").read_text()
+    )
+    assert variable in (exported / "avatarsync.yaml").read_text()
+    assert f"set {variable}" in runs[-1].err
+    p.extra_env[variable] = AGENT_SECRET
+    replanned = p.cli("-C", str(exported), "plan", "--env", "test", "--json")
+    assert replanned.code == 0, replanned.text
+    assert '"hasChanges": false' in replanned.out
+    assert leaks([replanned.text], exported) == []
+
+
+def test_a_secret_removed_from_the_manifests_stays_masked(secret_project: E2EProject):
+    p = secret_project
+    assert p.cli("apply", "--env", "test", "--yes").code == 0
+    secret = p.root / "characters" / "secret.yaml"
+    secret.write_text(secret.read_text().replace("${env.E2E_AGENT_ID}", "now-a-plain-value"))
+    runs = [
+        p.cli("plan", "--env", "test"),
+        p.cli("plan", "--env", "test", "--json"),
+        p.cli("plan", "--env", "test", "--markdown"),
+        p.cli("apply", "--env", "test", "--yes"),
+        p.cli("apply", "--env", "test", "--yes", "--json"),
+    ]
+    assert all(r.code == 0 for r in runs), [r.text for r in runs if r.code]
+    assert "elevenlabsAgentId" in runs[0].out  # the change is shown...
+    assert leaks([r.text for r in runs], p.root) == []  # ...but never the old value
+
+
+def test_validate_diagnostics_never_print_a_secret(secret_project: E2EProject):
+    p = secret_project
+    (p.root / "characters" / "bad.yaml").write_text(
+        "kind: Voice\nname: v\nspec: {identity: '${env.E2E_AGENT_ID}', tone: x}\n---\n"
+        "kind: KnowledgeBase\nname: kb2\nspec:\n  displayName: K\n  description: d\n"
+        "  documents:\n    - path: ${env.E2E_DOC_NOTE}\n"
+    )
+    for fmt in ("text", "github"):
+        result = p.cli("validate", "--format", fmt)
+        assert result.code == 1
+        assert leaks([result.text], p.root) == []
+        assert "document file '***' does not exist" in result.text
+
+
+def test_templates_cannot_read_a_secret_field_or_the_api_key(secret_project: E2EProject):
+    p = secret_project
+    (p.root / "characters" / "presets.yaml").write_text(
+        "kind: ConversationPreset\nname: leak\nspec:\n  character: vip\n  promptTemplateVars:\n"
+        "    agent: '{{ character.elevenlabsAgentId }}'\n---\n"
+        "kind: ConversationPreset\nname: key\nspec:\n  character: vip\n  promptTemplateVars:\n"
+        "    key: '{{ env.E2E_EQUOS_KEY }}'\n"
+    )
+    result = p.cli("render", "--env", "test")
+    assert result.code == 1
+    assert "character.elevenlabsAgentId holds a secret and is not available to templates" in (
+        result.err
+    )
+    assert "env.E2E_EQUOS_KEY is not set or not allowed" in result.err
+    assert leaks([result.text], p.root) == []
+
+
+def test_the_api_key_variable_is_not_readable_through_allow_prefixes(secret_project: E2EProject):
+    p = secret_project
+    (p.root / "characters" / "key.yaml").write_text(
+        "kind: Brain\nname: k\nspec: {instructions: 'key ${env.E2E_EQUOS_KEY}', greetingMessage: g}\n"
+    )
+    result = p.cli("plan", "--env", "test")
+    assert result.code == 1
+    assert "E2E_EQUOS_KEY holds an environment's API key (apiKeyEnv)" in result.err
+    assert leaks([result.text], p.root) == []
+
+
+def test_a_document_name_cannot_come_from_a_secret(secret_project: E2EProject):
+    p = secret_project
+    secret = p.root / "characters" / "secret.yaml"
+    secret.write_text(
+        secret.read_text().replace("name: private-returns", "name: ${env.E2E_DOC_NOTE}")
+    )
+    result = p.cli("validate")
+    assert result.code == 1
+    assert "documents[0].name cannot come from a secret variable" in result.err
+    assert leaks([result.text], p.root) == []
