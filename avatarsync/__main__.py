@@ -1,3 +1,3 @@
-from avatarsync.cli import run
+from avatarsync._entry import main
 
-run()
+main()

@@ -24,20 +24,23 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
+import signal
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from importlib import resources as package_files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.errors import (
     AvatarsyncError,
     Diagnostic,
+    Interrupted,
     ManifestError,
     PlanError,
     ProjectError,
@@ -64,6 +67,7 @@ from avatarsync.planning.export import ExportResult, export_manifests
 from avatarsync.planning.live import fetch_live
 from avatarsync.planning.plan import Action, Plan
 from avatarsync.planning.report import ApplyReport, Outcome
+from avatarsync.planning.scheduler import DagScheduler
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
 from avatarsync.secret import MASK, Secret
@@ -506,7 +510,7 @@ class Workspace:
 
     def plan(self, options: PlanOptions | None = None) -> PlanRun:
         """What apply would change. Reads only; never refuses (see `Plan.check_safety`)."""
-        return asyncio.run(self.plan_async(options))
+        return asyncio.run(_interruptible(self.plan_async(options)))
 
     async def plan_async(self, options: PlanOptions | None = None) -> PlanRun:
         desired = self.desired
@@ -621,16 +625,19 @@ class Workspace:
             if confirm is not None and not confirm(plan):
                 raise AvatarsyncError("Aborted: nothing was applied.")
             before = client.total_requests
+            stop = asyncio.Event()
             try:
-                report = await apply_plan(
-                    plan,
-                    desired,
-                    client,
-                    self.store,
-                    state,
-                    parallelism=self.parallelism,
-                    on_outcome=on_outcome,
-                )
+                with _graceful_interrupts(stop) as caught:
+                    report = await apply_plan(
+                        plan,
+                        desired,
+                        client,
+                        self.store,
+                        state,
+                        on_outcome=on_outcome,
+                        scheduler=DagScheduler(self.parallelism, stop=stop),
+                    )
+                report.interrupted = caught.name
                 if report.ok:
                     self.store.record(state, StateOp("applied-plan", value=plan.plan_id))
             finally:
@@ -670,7 +677,7 @@ class Workspace:
     def export(self, out_dir: Path) -> ExportResult:
         """Write manifests, a project file and state for everything live with
         this environment's client into `out_dir`; refuses to overwrite files."""
-        return asyncio.run(self.export_async(out_dir))
+        return asyncio.run(_interruptible(self.export_async(out_dir)))
 
     async def export_async(self, out_dir: Path) -> ExportResult:
         async with self.client() as client:
@@ -716,7 +723,7 @@ class Workspace:
 
     def import_state(self) -> ImportReport:
         """Adopt live resources into state by natural key; write nothing remote."""
-        return asyncio.run(self.import_state_async())
+        return asyncio.run(_interruptible(self.import_state_async()))
 
     async def import_state_async(self) -> ImportReport:
         desired = self.desired
@@ -753,6 +760,75 @@ class Workspace:
         if report.adopted:
             self.store.save(state)
         return report
+
+
+T = TypeVar("T")
+
+
+async def _interruptible(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, cancelled cleanly by SIGINT or SIGTERM (asyncio's own
+    cancellation, so every request in flight is closed): Interrupted."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    caught = _Interrupt()
+    installed: list[signal.Signals] = []
+
+    def interrupted(sig: signal.Signals) -> None:
+        caught.name = sig.name
+        if task is not None:
+            task.cancel()
+
+    if task is not None and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, interrupted, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(sig)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if caught.name is None:
+            raise
+        raise Interrupted(f"interrupted ({caught.name}); nothing was written") from None
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+@dataclass
+class _Interrupt:
+    name: str | None = None
+
+
+@contextmanager
+def _graceful_interrupts(stop: asyncio.Event) -> Iterator[_Interrupt]:
+    """SIGINT or SIGTERM during apply: start nothing new, let calls in flight
+    finish, save state (the caller compacts) and report. A second signal
+    falls back to the default: stop now."""
+    caught = _Interrupt()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def interrupted(sig: signal.Signals) -> None:
+        caught.name = sig.name
+        stop.set()
+        for s in installed:
+            loop.remove_signal_handler(s)
+        installed.clear()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, interrupted, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(sig)
+    try:
+        yield caught
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def _project_file(env: Environment, secret_variables: list[str]) -> str:

@@ -18,6 +18,7 @@ of defence.
     │   ├── StalePlanError      live state moved since a saved plan
     │   └── UnsafePlanError     destructive plan without the flag it needs
     ├── SessionError            conversation presets, sessions, tests
+    ├── Interrupted             SIGINT/SIGTERM stopped a read (exit 130)
     └── ApiError                method, path, status, request id
         ├── AuthError           401/403
         ├── NotFoundError       404
@@ -41,6 +42,7 @@ __all__ = [
     "AvatarsyncError",
     "BadRequestError",
     "Diagnostic",
+    "Interrupted",
     "LockError",
     "ManifestError",
     "NotFoundError",
@@ -130,6 +132,12 @@ class StalePlanError(PlanError):
 
 class UnsafePlanError(PlanError):
     """A plan deletes or replaces more than allowed without an explicit flag."""
+
+
+class Interrupted(AvatarsyncError):
+    """Ctrl-C or SIGTERM stopped the command before it finished (nothing was written)."""
+
+    exit_code = 130
 
 
 class SessionError(AvatarsyncError):

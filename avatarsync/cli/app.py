@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from avatarsync._version import __version__
-from avatarsync.errors import AvatarsyncError, Diagnostic, ManifestError, ProjectFileError
+from avatarsync.errors import (
+    AvatarsyncError,
+    Diagnostic,
+    Interrupted,
+    ManifestError,
+    ProjectFileError,
+)
 from avatarsync.output import escape_controls
 from avatarsync.secret import scrub
 
@@ -82,7 +88,10 @@ def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
     obj = obj if obj is not None else CliContext()
     try:
         code = main.main(args=argv, prog_name="avatarsync", standalone_mode=False, obj=obj)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:
@@ -97,6 +106,9 @@ def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         click.echo(diagnostic_summary(errors, len(exc.diagnostics) - errors), err=True)
         sys.exit(exc.exit_code)
+    except Interrupted:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
     except AvatarsyncError as exc:
         if debug:
             click.echo(scrub(traceback.format_exc()), err=True)

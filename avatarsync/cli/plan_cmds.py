@@ -233,6 +233,8 @@ def apply(
         click.echo(render_apply_json(report), nl=False)
     else:
         click.echo(render_apply_text(report, color=_color(obj, sys.stdout)), nl=False)
+    if report.interrupted:
+        return 130  # the shell's convention for a run stopped by a signal
     return 0 if report.ok else 1
 
 

@@ -150,11 +150,12 @@ class _Executor:
                 skipped_creates.add(id(step.change))
             elif step.kind is StepKind.REPLACE_DESTROY and id(step.change) in skipped_creates:
                 continue  # one outcome per change: the replace as a whole was not done
-            why = (
-                "a dependency failed"
-                if index in schedule.blocked
-                else "apply stopped after an error"
-            )
+            if index in schedule.blocked:
+                why = "a dependency failed"
+            elif schedule.stopped and not schedule.failed:
+                why = "apply was interrupted"
+            else:
+                why = "apply stopped after an error"
             self._emit(step, Status.SKIPPED, f"not done: {why}", None, 0.0)
         self.report.seconds = time.monotonic() - started
         return self.report

@@ -52,10 +52,15 @@ class ApplyReport:
     error: str | None = None  # the hard error that stopped apply
     requests: int = 0  # API requests made during apply
     seconds: float = 0.0
+    interrupted: str | None = None  # the signal that stopped apply (SIGINT, SIGTERM)
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(o.status is Status.DONE for o in self.outcomes)
+        return (
+            self.error is None
+            and self.interrupted is None
+            and all(o.status is Status.DONE for o in self.outcomes)
+        )
 
     def counts(self) -> dict[str, int]:
         done = Counter(o.action for o in self.outcomes if o.status is Status.DONE)
@@ -72,7 +77,7 @@ class ApplyReport:
     def summary_line(self) -> str:
         c = self.counts()
         line = (
-            f"Apply {'complete' if self.ok else 'stopped'}: {c['created']} created, "
+            f"Apply {self._outcome_word()}: {c['created']} created, "
             f"{c['updated']} updated, {c['replaced']} replaced, {c['deleted']} deleted"
         )
         if c["adopted"]:
@@ -80,6 +85,11 @@ class ApplyReport:
         if c["failed"] or c["skipped"]:
             line += f", {c['failed']} failed, {c['skipped']} not done"
         return line + "."
+
+    def _outcome_word(self) -> str:
+        if self.ok:
+            return "complete"
+        return f"interrupted ({self.interrupted})" if self.interrupted else "stopped"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,5 +102,6 @@ class ApplyReport:
             "warnings": list(self.warnings),
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
             "outcomes": [o.to_dict() for o in self.outcomes],
         }

@@ -34,6 +34,7 @@ class Schedule:
     # Never started, in index order, and which of those a failure blocked.
     not_started: list[int] = field(default_factory=list)
     blocked: set[int] = field(default_factory=set)
+    stopped: bool = False  # `stop` was set: work left undone on purpose
 
 
 class Scheduler(Protocol):
@@ -107,6 +108,7 @@ class DagScheduler:
 
         result.not_started = [s.index for s in steps if s.index not in started]
         result.blocked = _downstream(result.failed, children)
+        result.stopped = self.stop is not None and self.stop.is_set()
         return result
 
     def _stopping(self, result: Schedule) -> bool:
