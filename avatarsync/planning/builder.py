@@ -48,6 +48,8 @@ from avatarsync.state import ResourceState, State
 
 __all__ = [
     "DONE_DOCUMENT_STATUSES",
+    "FAILED_DOCUMENT_STATUSES",
+    "PENDING_DOCUMENT_STATUSES",
     "PlanOptions",
     "build_plan",
     "desired_fingerprint",
@@ -61,8 +63,15 @@ _REPLACE_FIELDS: Mapping[str, frozenset[str]] = {
     Kind.CHARACTER: frozenset({"livekitIdentity"}),
 }
 
-# Document statuses that mean the upload went through; anything else re-uploads.
-DONE_DOCUMENT_STATUSES = frozenset({"uploaded", "indexing", "indexed", "ready", "processed"})
+# Document statuses, compared case-insensitively: the SDK types `status` as
+# free text, so only these words decide; any other is warned about and left
+# alone (never re-uploaded on every run).
+DONE_DOCUMENT_STATUSES = frozenset(
+    {"uploaded", "indexing", "indexed", "ready", "processed", "processing", "complete",
+     "completed", "done", "success", "succeeded", "available", "active"}
+)  # fmt: skip
+FAILED_DOCUMENT_STATUSES = frozenset({"failed", "failure", "error", "errored", "rejected"})
+PENDING_DOCUMENT_STATUSES = frozenset({"", "pending", "created", "new", "waiting", "uploading"})
 
 _KIND_RANK = {k.value: i for i, k in enumerate(API_KINDS)}
 
@@ -116,10 +125,13 @@ def build_plan(
     linkers = _Linkers(live, state)
 
     changes: dict[Address, Change] = {}
+    warnings: list[str] = []
     for address in sorted(desired.resources, key=_apply_order):
         if address not in scope:
             continue
-        changes[address] = _plan_resource(desired.resources[address], live, state, match, changes)
+        changes[address] = _plan_resource(
+            desired.resources[address], live, state, match, changes, warnings
+        )
 
     retained: list[Address] = []
     deletes: list[Change] = []
@@ -156,6 +168,7 @@ def build_plan(
         desired_fingerprint=desired_fingerprint(desired),
         created_at=created_at,
         retained=tuple(retained),
+        warnings=tuple(warnings),
         options={
             "prune": options.prune,
             "targets": [str(a) for a in options.targets],
@@ -259,6 +272,7 @@ def _plan_resource(
     state: State,
     match: _Matching,
     planned: Mapping[Address, Change],
+    warnings: list[str],
 ) -> Change:
     address = resource.address
     depends = tuple(sorted(set(resource.refs.values())))
@@ -315,7 +329,7 @@ def _plan_resource(
             inline_owner=resource.inline_owner,
         )
 
-    documents = _document_changes(resource, current, entry)
+    documents = _document_changes(resource, current, entry, warnings)
     if fields or documents:
         if git_unchanged:
             reason = "edited outside avatarsync since the last apply; will be restored"
@@ -452,7 +466,10 @@ def _top_field(path: str) -> str:
 
 
 def _document_changes(
-    resource: DesiredResource, current: LiveResource, entry: ResourceState | None
+    resource: DesiredResource,
+    current: LiveResource,
+    entry: ResourceState | None,
+    warnings: list[str],
 ) -> tuple[DocumentChange, ...]:
     if resource.kind != Kind.KNOWLEDGE_BASE or not resource.documents_managed:
         return ()
@@ -465,8 +482,19 @@ def _document_changes(
             out.append(DocumentChange(Action.CREATE, doc.name, "new document", sha256=doc.sha256))
             continue
         known = recorded.get(doc.name)
-        if have.status not in DONE_DOCUMENT_STATUSES:
-            reason = f"live document is {have.status or 'incomplete'}; upload again"
+        status = (have.status or "").strip().lower()
+        if status in FAILED_DOCUMENT_STATUSES:
+            reason = f"the live document failed (status {have.status!r}); upload again"
+        elif status in PENDING_DOCUMENT_STATUSES:
+            reason = f"the live document's upload never completed (status {have.status!r})"
+        elif status not in DONE_DOCUMENT_STATUSES:
+            warnings.append(
+                f"{resource.address}: document {doc.name!r} has status {have.status!r}, which "
+                "avatarsync does not know; it is treated as uploaded"
+            )
+            if known is None or known.sha256 == doc.sha256:
+                continue
+            reason = "content changed"
         elif known is not None and known.id == have.id:
             if known.sha256 == doc.sha256:
                 continue

@@ -218,7 +218,23 @@ class EquosClient(PlatformClient):
         link_ids: Mapping[str, str | None] | None = None,
     ) -> LiveResource:
         body = to_body(kind, spec, link_ids=link_ids, for_update=True)
-        return to_live(kind, await self.update(kind, id, body))
+        endpoint = _endpoint(kind)
+        if endpoint.update_method is None:
+            raise ValueError(f"the Equos API cannot update a {kind}: replace it")
+        raw = await self._http.request_json(
+            endpoint.update_method,
+            endpoint.path + "/{id}",
+            path_params={"id": id},
+            json_body=body,
+        )
+        if raw is None:  # the SDK's answer for an unknown id: 200 with a null body
+            raise NotFoundError(
+                f"{kind} {id} no longer exists (deleted outside avatarsync?); plan again",
+                method=endpoint.update_method,
+                path=endpoint.path + "/{id}",
+                status=200,
+            )
+        return to_live(kind, _object_or_error(raw, endpoint.update_method, kind))
 
     async def delete_resource(self, kind: Kind, id: str) -> None:
         """Delete; an object already gone (404, or a null body) is not an error."""

@@ -279,3 +279,34 @@ def test_a_field_that_was_secret_when_applied_stays_masked_after_the_secret_is_g
     saved = change.to_dict()["fields"][0]
     assert saved["before"] == "***" and saved["after"] == "***"
     assert "the-old-secret" not in str(change.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "warned"),
+    [
+        ("Indexed", None, False),  # case does not matter
+        ("PROCESSING", None, False),
+        ("FAILED", "the live document failed (status 'FAILED'); upload again", False),
+        ("Error", "the live document failed (status 'Error'); upload again", False),
+        ("pending", "the live document's upload never completed (status 'pending')", False),
+        (None, "the live document's upload never completed (status None)", False),
+        ("quarantined", None, True),  # unknown: warn, never re-upload on every run
+    ],
+)
+def test_document_statuses_are_read_case_insensitively(tmp_path, status, expected, warned):
+    from avatarsync.state import DocumentState
+
+    a = doc("a.md", b"alpha", tmp_path)
+    kb = res("KnowledgeBase", "faq", docs=(a,))
+    kb_live = raw(
+        "KnowledgeBase",
+        "k1",
+        documents=[{"id": "d1", "name": "a.md", "size": 5, "status": status, "description": ""}],
+    )
+    s = state(KnowledgeBase__faq="k1")
+    s.resources[Address("KnowledgeBase", "faq")].documents = {"a.md": DocumentState("d1", a.sha256)}
+    p = plan(desired(kb), live(("KnowledgeBase", kb_live)), s)
+    (change,) = p.changes
+    reasons = [d.reason for d in change.documents]
+    assert reasons == ([expected] if expected else [])
+    assert any("which avatarsync does not know" in w for w in p.warnings) is warned

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from avatarsync.emulator import EmulatorServer
+from avatarsync.emulator import DEFAULT_API_KEY, EmulatorServer
 from avatarsync.errors import AmbiguousWriteError, BadRequestError, NotFoundError
 from avatarsync.providers import AvatariumClient, EquosClient, RetryPolicy
 from avatarsync.resources import Kind
@@ -270,3 +270,23 @@ async def test_avatarium_conversation_over_rest_and_websocket(
     finally:
         assert (await avatarium.end_conversation(conversation["id"])) == {"success": True}
     assert avatarium.request_counts["GET {wsUrl}"] == 1
+
+
+@pytest.mark.parametrize("missing_as", ["404", "null"])
+def test_an_unknown_id_is_gone_whether_the_server_says_404_or_null(start_emulator, missing_as):
+    from avatarsync.errors import NotFoundError
+    from avatarsync.resources import Kind
+
+    server = start_emulator(missing_as=missing_as)
+
+    async def go() -> None:
+        async with EquosClient(server.url, Secret(DEFAULT_API_KEY)) as equos:
+            assert await equos.get_resource(Kind.BRAIN, "brain_gone") is None
+            await equos.delete_resource(Kind.BRAIN, "brain_gone")  # gone already: done
+            await equos.remove_document("kb_gone", "doc_gone")
+            with pytest.raises(NotFoundError):
+                await equos.update_resource(
+                    Kind.BRAIN, "brain_gone", {"instructions": "x", "greetingMessage": "y"}
+                )
+
+    asyncio.run(go())
