@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         render_preset,
         resolve,
         save_plan_file,
+        schema_files,
         validate,
         write_schemas,
     )
@@ -89,6 +90,7 @@ __all__ = [
     "render_preset",
     "resolve",
     "save_plan_file",
+    "schema_files",
     "validate",
     "write_schemas",
 ]
@@ -98,7 +100,7 @@ _HOMES = {
     "avatarsync.api": (
         "ImportReport PlanOptions PlanRun Workspace check_schemas init_project load_plan_file "
         "load_project load_values parse_assignments render render_preset resolve "
-        "save_plan_file validate write_schemas"
+        "save_plan_file schema_files validate write_schemas"
     ),
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "

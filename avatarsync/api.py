@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import json
 import signal
 import threading
 import uuid
@@ -67,6 +66,12 @@ from avatarsync.planning.export import ExportResult, export_manifests
 from avatarsync.planning.live import fetch_live
 from avatarsync.planning.plan import Action, Plan
 from avatarsync.planning.report import ApplyReport, Outcome
+from avatarsync.planning.saved import (
+    PLAN_SCHEMA_NAME,
+    load_plan_file,
+    plan_schema_text,
+    save_plan_file,
+)
 from avatarsync.planning.scheduler import DagScheduler
 from avatarsync.providers.equos import EquosClient
 from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
@@ -95,6 +100,7 @@ __all__ = [
     "render_preset",
     "resolve",
     "save_plan_file",
+    "schema_files",
     "validate",
     "write_schemas",
 ]
@@ -357,7 +363,7 @@ def init_project(directory: Path, name: str | None = None) -> list[Path]:
     for relative in _SCAFFOLD_FILES:
         text = (scaffold / relative).read_text(encoding="utf-8")
         planned[directory / relative] = text.replace("__PROJECT_NAME__", project_name)
-    for schema_name, text in generate_schemas().items():
+    for schema_name, text in schema_files().items():
         planned[directory / "schemas" / schema_name] = text
     existing = sorted(str(path) for path in planned if path.exists())
     if existing:
@@ -375,11 +381,16 @@ def init_project(directory: Path, name: str | None = None) -> list[Path]:
     return written
 
 
+def schema_files() -> dict[str, str]:
+    """File name → text of every JSON Schema: the kinds, the project file, saved plans."""
+    return {**generate_schemas(), PLAN_SCHEMA_NAME: plan_schema_text()}
+
+
 def write_schemas(out_dir: Path) -> list[Path]:
     """Write every JSON Schema into `out_dir`; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in generate_schemas().items():
+    for name, text in schema_files().items():
         path = out_dir / name
         path.write_text(text, encoding="utf-8")
         written.append(path)
@@ -389,7 +400,7 @@ def write_schemas(out_dir: Path) -> list[Path]:
 def check_schemas(out_dir: Path) -> list[str]:
     """Names of schema files in `out_dir` that are missing or out of date."""
     stale = []
-    for name, text in generate_schemas().items():
+    for name, text in schema_files().items():
         path = out_dir / name
         try:
             current = path.read_text(encoding="utf-8")
@@ -847,19 +858,3 @@ def _project_file(env: Environment, secret_variables: list[str]) -> str:
         project["env"] = {"secret": sorted(set(secret_variables))}
     project["environments"] = {env.name: settings}
     return dump_yaml(project)
-
-
-def save_plan_file(plan: Plan, path: Path) -> None:
-    path.write_text(json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def load_plan_file(path: Path) -> Plan:
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(f"cannot read plan file {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise PlanError(f"{path} is not a saved plan (invalid JSON: {exc})") from exc
-    if not isinstance(data, dict):
-        raise PlanError(f"{path} is not a saved plan")
-    return Plan.from_dict(data)

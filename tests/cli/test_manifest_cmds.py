@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from avatarsync.api import schema_files
 from avatarsync.manifests.loader import load_text
-from avatarsync.manifests.schema import generate_schemas
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -159,7 +159,7 @@ def test_init_then_validate_then_render(cli, tmp_path: Path) -> None:
         ".gitignore",
         "avatarsync.yaml",
         "characters/assistant.yaml",
-        *sorted(f"schemas/{name}" for name in generate_schemas()),
+        *sorted(f"schemas/{name}" for name in schema_files()),
     ]
     assert "name: new-project\n" in (target / "avatarsync.yaml").read_text()
     assert cli("-C", str(target), "validate").code == 0
@@ -192,7 +192,7 @@ def test_schema_writes_and_checks(cli, tmp_path: Path) -> None:
     out = tmp_path / "schemas"
     result = cli("schema", "--out", str(out))
     assert result.code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(generate_schemas())
+    assert sorted(p.name for p in out.iterdir()) == sorted(schema_files())
     assert json.loads((out / "character.schema.json").read_text())["title"] == (
         "avatarsync Character"
     )

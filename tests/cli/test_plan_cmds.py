@@ -273,3 +273,29 @@ def test_a_glob_that_stops_matching_is_an_error_not_a_prune_of_everything(projec
     )
     assert "Character/tommy" in result.err
     assert project.counts() == FULL  # nothing deleted
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "problem"),
+    [
+        (lambda d: d.update(retained=[5]), "retained[0]: 5 is not of type 'string'"),
+        (
+            lambda d: d["changes"][0].update(address=None),
+            "changes[0].address: None is not of type 'string'",
+        ),
+        (lambda d: d.update(changes="all"), "changes: 'all' is not of type 'array'"),
+        (lambda d: d.pop("planId"), "the plan: 'planId' is a required property"),
+    ],
+)
+def test_a_corrupt_saved_plan_is_refused_with_the_field_named(project, tmp_path, corrupt, problem):
+    out = tmp_path / "plan.json"
+    assert project.cli("plan", "--env", "test", "--out", str(out)).code == 0
+    data = json.loads(out.read_text())
+    corrupt(data)
+    out.write_text(json.dumps(data))
+    project.server.reset_stats()
+    result = project.cli("apply", str(out))
+    assert result.code == 1, result.text
+    assert f"is not a valid saved plan: {problem}" in result.err
+    assert "internal error" not in result.err
+    assert project.server.stats()["totalRequests"] == 0

@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 
 from avatarsync.manifests.loader import load_file
 from avatarsync.manifests.schema import generate_schemas
+from avatarsync.planning.saved import plan_schema_text
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -42,6 +43,9 @@ def test_committed_schemas_are_up_to_date() -> None:
         if not (SCHEMAS / name).is_file() or (SCHEMAS / name).read_text(encoding="utf-8") != text
     ]
     assert stale == [], "run `avatarsync schema` to regenerate schemas/"
+    # The saved-plan schema is written by hand and shipped in the package;
+    # schemas/ holds a copy for editors, kept equal by `avatarsync schema`.
+    assert (SCHEMAS / "plan.schema.json").read_text(encoding="utf-8") == plan_schema_text()
 
 
 def test_generation_is_deterministic() -> None:

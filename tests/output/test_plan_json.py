@@ -16,7 +16,7 @@ from avatarsync.output import render_plan_json
 from avatarsync.planning.plan import FORMAT_VERSION, Plan
 
 ROOT = Path(__file__).parents[2]
-SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "avatarsync" / "planning" / "plan.schema.json").read_text())
 DOC = (ROOT / "docs" / "plan-format.md").read_text()
 
 Golden = Callable[[str, str], None]
