@@ -266,7 +266,11 @@ def _compose(text: str) -> Iterator[Node | None]:
             nodes = []
             while loader.check_node():
                 nodes.append(loader.get_node())
-        except Exception:  # any refusal: PyYAML below says it in its words
+        except yaml.YAMLError as exc:
+            if "maximum nesting depth" in str(exc):
+                # PyYAML's scanner is quadratic in nesting depth: do not hand it this.
+                raise RecursionError from None
+        except Exception:  # any other refusal: PyYAML below says it in its words
             pass
         else:
             yield from nodes

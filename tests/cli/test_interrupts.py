@@ -50,7 +50,7 @@ def test_a_signal_mid_apply_stops_cleanly_reports_and_the_rerun_converges(make_p
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_a_plan_is_one_line_and_exit_130(make_project, sig):
-    project = make_project(latency_ms=5000)
+    project = make_project(latency_ms=2000)
     proc = project.popen("plan", "--env", "test")
     _wait_for(lambda: project.server.stats()["inFlight"] > 0)
     proc.send_signal(sig)

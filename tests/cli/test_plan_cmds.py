@@ -17,7 +17,7 @@ import time
 from collections import Counter
 
 import pytest
-from support.e2e import CLIENT, SENTINEL_KEY, E2EProject
+from support.e2e import CLIENT, SENTINEL_KEY, E2EProject, Result
 
 from avatarsync.state import FileStateStore
 
@@ -140,7 +140,7 @@ def test_second_apply_fails_fast_on_the_lock_or_waits_with_timeout(project):
     def hold_for_a_while() -> None:
         with FileStateStore(project.state_file, environment="test", client=CLIENT).locked():
             acquired.set()
-            time.sleep(1.5)
+            time.sleep(0.8)
 
     holder = threading.Thread(target=hold_for_a_while)
     holder.start()
@@ -201,14 +201,18 @@ def test_kill_9_mid_apply_then_rerun_converges_without_duplicates(make_project, 
 
 
 def test_api_key_never_appears_in_any_output_plan_or_state(project, tmp_path):
+    # Real processes, for what only a process shows: top-level tracebacks
+    # (--debug), logging, interpreter shutdown. Every format and every
+    # command is swept in-process by tests/cli/test_secret_sweep.py.
     out = tmp_path / "plan.json"
-    results = [
-        project.process("plan", "--env", "test"),
-        project.process("plan", "--env", "test", "--json"),
-        project.process("plan", "--env", "test", "--markdown"),
-        project.process("--debug", "plan", "--env", "test", "--out", str(out)),
-        project.process("--debug", "apply", "--env", "test", "--yes"),
-        project.process("apply", "--env", "test", "--yes", "--json"),
+    plans = [
+        project.popen("plan", "--env", "test", "--markdown"),
+        project.popen("--debug", "plan", "--env", "test", "--out", str(out)),
+    ]
+    outputs = [p.communicate(timeout=120) for p in plans]
+    results = [Result(p.returncode, out, err) for p, (out, err) in zip(plans, outputs, strict=True)]
+    results += [
+        project.process("--debug", "apply", "--env", "test", "--yes", "--json"),
         project.process("import", "--env", "test"),
     ]
     assert all(r.code == 0 for r in results), [r.text for r in results if r.code]
@@ -220,6 +224,7 @@ def test_api_key_never_appears_in_any_output_plan_or_state(project, tmp_path):
     )
     failed = project.process("--debug", "plan", "--env", "test")
     assert failed.code == 1
+    assert "Traceback" in failed.err  # --debug really showed one, and it is clean
     results.append(failed)
     for r in results:
         assert SENTINEL_KEY not in r.text

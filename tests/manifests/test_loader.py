@@ -257,6 +257,9 @@ def test_libyaml_and_pure_python_composers_give_the_same_result(monkeypatch) -> 
     repo = Path(__file__).resolve().parents[2]
     texts = [p.read_text(encoding="utf-8") for p in (repo / "examples").rglob("*.yaml")]
     texts += [p.read_text(encoding="utf-8") for p in (repo / "tests/corpus").rglob("*.yaml")]
+    # Not the deep-nesting case: PyYAML's scanner is quadratic in depth, and
+    # the loader never hands it such a text (libyaml refuses it first).
+    texts = [t for t in texts if "[" * 100 not in t]
     assert len(texts) > 30
     texts.append("a: 'héllo ✓'\nb: |\n  ünï ✓\n  two\nc: [1, {d: é}]\nx: &x 1\ny: *x\n")
     fast = [load_text(t, "f.yaml") for t in texts]
