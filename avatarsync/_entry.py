@@ -12,6 +12,10 @@ def main() -> None:
     cancels a job with SIGTERM: it is treated like Ctrl-C (apply stops
     gracefully; everything else says 'Interrupted.' and exits 130)."""
     signal.signal(signal.SIGTERM, _interrupt)
+    # httpx's package imports its own command-line client, which pulls in
+    # rich and pygments (0.15 s) when they are installed; this process never
+    # runs it. (Only here, in our own process: a library user's httpx is theirs.)
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         from avatarsync.cli import run
     except KeyboardInterrupt:

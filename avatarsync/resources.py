@@ -26,16 +26,20 @@ so the two never collide.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "API_KINDS",
     "KEY_PATTERN",
+    "OPTIONAL_STRINGS",
     "REFERENCE_FIELDS",
     "Address",
     "DesiredResource",
@@ -47,6 +51,7 @@ __all__ = [
     "LiveResource",
     "Position",
     "Preset",
+    "comparable",
 ]
 
 
@@ -98,9 +103,9 @@ class Address:
         return cls(kind, key)
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    """Where a value was written: 1-based line and column."""
+class Position(NamedTuple):
+    """Where a value was written: 1-based line and column. (A named tuple: the
+    loader makes one per value, tens of thousands per plan.)"""
 
     file: str
     line: int
@@ -124,6 +129,19 @@ class DocumentSpec:
     sensitive_description: bool = False  # came from a secret: masked wherever shown
 
 
+# Optional strings where "" and None mean the same thing: several are required
+# on the wire (a brain's greetingMessage, a KB's description), so the platform
+# stores "" where a manifest simply leaves the field out.
+OPTIONAL_STRINGS = frozenset(
+    {"instructions", "greetingMessage", "description", "elevenlabsAgentId"}
+)
+
+
+def comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec with "" folded into None for optional strings, for comparison."""
+    return {k: (None if v == "" and k in OPTIONAL_STRINGS else v) for k, v in spec.items()}
+
+
 @dataclass(frozen=True)
 class DesiredResource:
     """One API resource as the manifests want it in one environment."""
@@ -144,6 +162,20 @@ class DesiredResource:
     @property
     def kind(self) -> str:
         return self.address.kind
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What is applied, as a hash: the spec, the links by key and the documents'
+        content. State keeps it; computed once per resource."""
+        payload = {
+            "spec": comparable(self.spec),
+            "documentsManaged": self.documents_managed,
+            "documents": sorted(
+                (d.name, d.description or "", d.mime_type, d.sha256) for d in self.documents
+            ),
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str)
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
     @property
     def key(self) -> str:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -60,9 +60,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALAR_TAGS = {"str", "null", "bool", "int", "float", "timestamp"}
 
 
-@dataclass(frozen=True)
-class ScalarInfo:
-    """How one scalar was written: enough to explain and to point inside it."""
+class ScalarInfo(NamedTuple):
+    """How one scalar was written: enough to explain and to point inside it.
+    (A named tuple: one per scalar, tens of thousands per plan.)"""
 
     text: str  # the source text, quotes and block indicators included
     style: str | None  # None plain, "'" or '"' quoted, "|" literal, ">" folded
@@ -363,7 +363,8 @@ class _Builder:
         self.count += 1
         if self.count > MAX_VALUES:
             raise _TooManyValues
-        source.values[path] = self._pos(node)
+        mark = node.start_mark
+        source.values[path] = Position(self.display, mark.line + 1, mark.column + 1)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path, source)
         if id(node) in self.active:
@@ -395,13 +396,13 @@ class _Builder:
         if info is None:
             start, end = node.start_mark, node.end_mark
             info = self.infos[id(node)] = ScalarInfo(
-                text=self.text[start.index : end.index],
-                style=node.style or None,
-                tag=tag,
-                line=start.line + 1,
-                col=start.column + 1,
-                end_line=end.line + 1,
-                block_indent=self._block_indent(node) if node.style == "|" else None,
+                self.text[start.index : end.index],  # text
+                node.style or None,  # style
+                tag,
+                start.line + 1,  # line
+                start.column + 1,  # col
+                end.line + 1,  # end_line
+                self._block_indent(node) if node.style == "|" else None,  # block_indent
             )
         source.scalars[path] = info
         if _SURROGATE.search(node.value):
@@ -443,8 +444,10 @@ class _Builder:
                 )
                 continue
             first_seen[key] = key_node
-            source.keys[(*path, key)] = self._pos(key_node)
-            result[key] = self.build(value_node, (*path, key), source)
+            child = (*path, key)
+            mark = key_node.start_mark
+            source.keys[child] = Position(self.display, mark.line + 1, mark.column + 1)
+            result[key] = self.build(value_node, child, source)
         for key_node, merge in merges:
             self._merge(key_node, merge, path, source, result)
         return result

@@ -218,10 +218,11 @@ class _Resolver:
 
     def _validate(self, pd: ParsedDocument) -> tuple[Any, _Substituted]:
         doc = pd.doc
-        data = copy.deepcopy(doc.data)
+        data = doc.data
         subst = _Substituted()
         spec = data.get("spec") if isinstance(data, dict) else None
         if isinstance(spec, dict | list):
+            copied = False  # the loaded data is shared: copy only a document that changes
             for path, text in list(iter_strings(spec, ("spec",))):
                 result = substitute(text, self.ctx)
                 for problem in result.problems:
@@ -232,6 +233,8 @@ class _Resolver:
                     continue
                 if result.substituted:
                     subst.substituted.add(path)
+                    if not copied:
+                        data, copied = copy.deepcopy(data), True
                     _set(data, path, result.value)
                 if result.secret:
                     subst.secret.add(path)

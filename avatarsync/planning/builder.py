@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from avatarsync.errors import PlanError
 from avatarsync.planning.live import LiveState, comparable, natural_key
 from avatarsync.planning.plan import (
@@ -78,15 +76,7 @@ _KIND_RANK = {k.value: i for i, k in enumerate(API_KINDS)}
 
 def resource_fingerprint(resource: DesiredResource) -> str:
     """What was applied: the spec, the links by key and the documents' content."""
-    payload = {
-        "spec": comparable(resource.spec),
-        "documentsManaged": resource.documents_managed,
-        "documents": sorted(
-            (d.name, d.description or "", d.mime_type, d.sha256) for d in resource.documents
-        ),
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str)
-    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+    return resource.fingerprint
 
 
 def desired_fingerprint(desired: DesiredState) -> str:
@@ -429,6 +419,8 @@ def _field_changes(
 
     if have == want:
         return ()  # the common case: no DeepDiff set-up for an unchanged resource
+    from deepdiff import DeepDiff  # only for a resource that changed (0.1 s to import)
+
     diff = DeepDiff(have, want, ignore_order=True, verbose_level=2)
     changed: set[str] = set()
     for bucket in (

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from avatarsync.resources import API_KINDS, Kind, LiveResource
+from avatarsync.resources import API_KINDS, Kind, LiveResource, comparable
 
 __all__ = [
     "LiveState",
@@ -30,14 +30,6 @@ __all__ = [
     "fetch_live",
     "natural_key",
 ]
-
-# Optional strings where "" and None mean the same thing.
-_OPTIONAL_STRINGS = {
-    "instructions",
-    "greetingMessage",
-    "description",
-    "elevenlabsAgentId",
-}
 
 
 class ResourceLister(Protocol):
@@ -78,15 +70,6 @@ async def fetch_live(lister: ResourceLister, client: str) -> LiveState:
         for resource in resources
         if resource.client == client  # belt and braces: never consider others' resources
     )
-
-
-def _opt(value: Any) -> Any:
-    return None if value == "" else value
-
-
-def comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A spec with "" folded into None for optional strings, for comparison."""
-    return {k: (_opt(v) if k in _OPTIONAL_STRINGS else v) for k, v in spec.items()}
 
 
 def natural_key(kind: Kind | str, spec: Mapping[str, Any]) -> tuple[Any, ...]:

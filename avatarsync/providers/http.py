@@ -58,6 +58,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "ErrorInfo",
     "PlatformClient",
+    "RatePacer",
     "RestClient",
     "RetryPolicy",
     "Sleep",
@@ -148,6 +149,66 @@ def _parse_reset(value: str | None, now: float) -> float | None:
     if not math.isfinite(reset):
         return None
     return reset - now if reset >= _EPOCH_THRESHOLD else reset
+
+
+class RatePacer:
+    """Spreads requests so that a rate limit the server announces is not hit.
+
+    Servers that limit requests say so on every answer (`X-RateLimit-Limit`
+    per minute, `X-RateLimit-Remaining`): this mirrors their token bucket
+    from those headers and, once it is empty, starts each request only when
+    a token is due, instead of discovering the limit through 429s. A server
+    that sends no such headers is never paced.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self.rate: float | None = None  # tokens per second
+        self.capacity = 0.0
+        self.tokens = 0.0
+        self._at = clock()
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        limit = _number(headers.get("x-ratelimit-limit"))
+        remaining = _number(headers.get("x-ratelimit-remaining"))
+        if limit is None or limit <= 0:
+            return
+        self._refill()
+        if self.rate is None:
+            self.tokens = limit if remaining is None else remaining
+        self.rate, self.capacity = limit / 60.0, limit
+        if remaining is not None:
+            # Answers overtake one another: keep the lower of the two views.
+            self.tokens = min(self.tokens, remaining)
+
+    async def acquire(self) -> float:
+        """Wait until a request may start; returns the seconds waited."""
+        if self.rate is None:
+            return 0.0
+        self._refill()
+        self.tokens -= 1  # reserved now, so concurrent callers queue behind it
+        if self.tokens >= 0:
+            return 0.0
+        wait = -self.tokens / self.rate
+        await self._sleep(wait)
+        return wait
+
+    def _refill(self) -> None:
+        now = self._clock()
+        if self.rate is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
+        self._at = now
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -343,6 +404,7 @@ class RestClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.pacer = RatePacer(sleep=sleep)
         self._counts: Counter[str] = Counter()
         if transport is None:
             limits = httpx.Limits(
@@ -476,6 +538,11 @@ class RestClient:
             shown = request.url.path  # never the query, never the host
             failure: _Failure | None = None
             response: httpx.Response | None = None
+            waited = await self.pacer.acquire()
+            if waited >= 1.0:
+                logger.info(
+                    "pacing %s %s by %.1f s to stay under the rate limit", method, shown, waited
+                )
             async with self._semaphore:
                 self._counts[count_key] += 1
                 started = time.perf_counter()
@@ -509,6 +576,7 @@ class RestClient:
             else:
                 assert response is not None
                 status = response.status_code
+                self.pacer.observe(response.headers)
                 logger.debug("%s %s -> %d (%.0f ms)", method, shown, status, elapsed_ms)
                 if 200 <= status < 300:
                     return response

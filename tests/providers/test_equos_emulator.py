@@ -191,9 +191,10 @@ async def test_rate_limit_retry_after_is_honoured_even_for_a_create(
     emulator: EmulatorServer, api_key: str
 ) -> None:
     sleep = RecordingSleep()
+    emulator.set_faults(rate_limit=60)  # a full bucket of 60, then one per second
+    async with EquosClient(emulator.url, Secret(api_key)) as other:
+        await asyncio.gather(*(other.health() for _ in range(60)))  # someone else drains it
     async with EquosClient(emulator.url, Secret(api_key), sleep=sleep) as equos:
-        emulator.set_faults(rate_limit=60)  # a full bucket of 60, then one per second
-        await asyncio.gather(*(equos.health() for _ in range(60)))
         face = await equos.create(Kind.FACE, {"identity": "tommy"})  # refused once, then 201
         assert sleep.delays and all(0 < d <= 1.0 for d in sleep.delays)
         stats = emulator.stats()
@@ -290,3 +291,15 @@ def test_an_unknown_id_is_gone_whether_the_server_says_404_or_null(start_emulato
                 )
 
     asyncio.run(go())
+
+
+async def test_announced_rate_limits_are_paced_instead_of_hit(
+    emulator: EmulatorServer, api_key: str
+) -> None:
+    sleep = RecordingSleep()
+    emulator.set_faults(rate_limit=60)  # a full bucket of 60, then one per second
+    async with EquosClient(emulator.url, Secret(api_key), sleep=sleep) as equos:
+        await equos.health()  # the answer announces the limit and what remains
+        await asyncio.gather(*(equos.health() for _ in range(59 + 3)))
+    assert emulator.stats()["faults"]["rateLimited"] == 0  # no 429: the client waited
+    assert len(sleep.delays) >= 3 and all(0 < d <= 3.1 for d in sleep.delays)
