@@ -131,7 +131,13 @@ def yaml11_diagnostics(
     """
     taken = {(d.line, d.col) for d in reported}
     found: list[Diagnostic] = []
-    for path, info in sorted(source.scalars.items(), key=lambda item: (item[1].line, item[1].col)):
+    # Only plain scalars YAML resolved to something other than text can surprise.
+    candidates = [
+        (path, info)
+        for path, info in source.scalars.items()
+        if info.style is None and info.tag in _SURPRISING_TAGS
+    ]
+    for path, info in sorted(candidates, key=lambda item: (item[1].line, item[1].col)):
         if (info.line, info.col) in taken:
             continue
         surprise = yaml11_surprise(info, _get(data, path))
@@ -177,6 +183,9 @@ class Suggestions:
         j = bisect.bisect_left(self._reversed, word[::-1])
         pool.update(c[::-1] for c in self._reversed[max(0, j - k) : j + k])
         return did_you_mean(word, pool)
+
+
+_SURPRISING_TAGS = frozenset({"bool", "int", "float", "timestamp"})
 
 
 def did_you_mean(word: str, candidates: Iterable[str], *, ignore_case: bool = False) -> str:

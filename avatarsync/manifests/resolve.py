@@ -15,6 +15,7 @@ them at once, each pointing at its source.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import mimetypes
 from collections.abc import Mapping
@@ -224,6 +225,8 @@ class _Resolver:
         if isinstance(spec, dict | list):
             copied = False  # the loaded data is shared: copy only a document that changes
             for path, text in list(iter_strings(spec, ("spec",))):
+                if "$" not in text:
+                    continue  # nearly every string: nothing to substitute
                 result = substitute(text, self.ctx)
                 for problem in result.problems:
                     at = doc.source.locate(path, text, problem.offset)
@@ -504,6 +507,7 @@ class _Substituted:
     secret: set[YamlPath] = field(default_factory=set)
 
 
+@functools.cache
 def _python_name(alias: str) -> str:
     return "".join("_" + ch.lower() if ch.isupper() else ch for ch in alias)
 

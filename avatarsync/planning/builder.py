@@ -265,7 +265,7 @@ def _plan_resource(
     warnings: list[str],
 ) -> Change:
     address = resource.address
-    depends = tuple(sorted(set(resource.refs.values())))
+    depends = resource.depends_on
     remote_id = match.ids.get(address)
     current = live.get(address.kind, remote_id)
     entry = state.resources.get(address)
@@ -397,9 +397,21 @@ def _field_changes(
     have = comparable(current.spec)
     # Links compare by remote id; a target that is about to be (re)created
     # has no id yet, so the link necessarily changes.
+    character = resource.kind == Kind.CHARACTER
+    if character:
+        for name in REFERENCE_FIELDS:
+            target = resource.refs.get(name)
+            if target is None:
+                want[name] = None
+            else:
+                new = _new_target(target, planned)
+                want[name] = KNOWN_AFTER_APPLY if new else match.ids.get(target)
+    if have == want:
+        return ()  # the common case: no DeepDiff set-up for an unchanged resource
+    # How the links read for people (keys, not ids): only for what differs.
     display_want: dict[str, Any] = {}
     display_have: dict[str, Any] = {}
-    if resource.kind == Kind.CHARACTER:
+    if character:
         keys_by_id = match.keys_by_id
         for name, kind in REFERENCE_FIELDS.items():
             target = resource.refs.get(name)
@@ -409,16 +421,7 @@ def _field_changes(
                 if live_id
                 else None
             )
-            if target is None:
-                want[name] = None
-                display_want[name] = None
-            else:
-                new = _new_target(target, planned)
-                want[name] = KNOWN_AFTER_APPLY if new else match.ids.get(target)
-                display_want[name] = _link_display(target, planned)
-
-    if have == want:
-        return ()  # the common case: no DeepDiff set-up for an unchanged resource
+            display_want[name] = None if target is None else _link_display(target, planned)
     from deepdiff import DeepDiff  # only for a resource that changed (0.1 s to import)
 
     diff = DeepDiff(have, want, ignore_order=True, verbose_level=2)
