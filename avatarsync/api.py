@@ -85,6 +85,7 @@ from avatarsync.state import (
     State,
     StateOp,
     StateStore,
+    open_store,
 )
 
 __all__ = [
@@ -485,9 +486,7 @@ class Workspace:
         self._resolve_first = resolve_first
         self.env = project.environment(env) if isinstance(env, str) else env
         self.parallelism = parallelism
-        self.store: StateStore = FileStateStore(
-            self.env.state_path, environment=self.env.name, client=self.env.client
-        )
+        self.store: StateStore = open_store(project, self.env)
         self._client_factory = client_factory or (
             lambda url, key, n: EquosClient(url, key, max_concurrency=n)
         )

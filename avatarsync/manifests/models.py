@@ -223,6 +223,38 @@ class EnvPolicyModel(_Model):
     )
 
 
+class FileStateModel(_Model):
+    """State in a JSON file inside the project (the default)."""
+
+    backend: Literal["file"]
+    path: str | None = Field(None, description="Default .avatarsync/state/<env>.json.")
+
+
+class PostgresStateModel(_Model):
+    """State in PostgreSQL: one row per resource, an advisory lock per environment."""
+
+    backend: Literal["postgres"]
+    url_env: EnvVarName = Field(description="Variable holding a libpq URI (postgresql://…).")
+    schema_name: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = Field(
+        "avatarsync", alias="schema", description="Schema holding avatarsync's tables."
+    )
+
+
+class S3StateModel(_Model):
+    """State in an S3 (or S3-compatible) object, locked with a conditional write."""
+
+    backend: Literal["s3"]
+    bucket: str = Field(min_length=3)
+    key: str = Field(min_length=1, description="Object key of the state, e.g. state/prod.json.")
+    region: str | None = None
+    endpoint_url: str | None = Field(None, description="For S3-compatible stores (MinIO, moto).")
+
+
+StateModel = Annotated[
+    FileStateModel | PostgresStateModel | S3StateModel, Field(discriminator="backend")
+]
+
+
 class EnvironmentModel(_Model):
     """One environment: where to apply, with which key, client tag and vars."""
 
@@ -233,8 +265,10 @@ class EnvironmentModel(_Model):
     vars: dict[str, Any] = Field(default_factory=dict)
     protect: bool = Field(False, description="Deletes and replaces need --allow-destroy.")
     emulator: bool = Field(False, description="Use the embedded emulator.")
-    state: str | None = Field(
-        None, description="State file (default .avatarsync/state/<env>.json)."
+    state: str | StateModel | None = Field(
+        None,
+        description="A state file path (default .avatarsync/state/<env>.json), or "
+        "{backend: file|postgres|s3, …} for state shared between machines.",
     )
 
 

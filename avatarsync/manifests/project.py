@@ -33,6 +33,7 @@ __all__ = [
     "EnvPolicy",
     "Environment",
     "Project",
+    "StateSettings",
     "find_project",
     "load_project_file",
     "parse_dotenv",
@@ -67,6 +68,21 @@ class EnvPolicy:
 
 
 @dataclass(frozen=True)
+class StateSettings:
+    """Where an environment's state lives. Never a credential: `url_env` names
+    the variable that holds the database URI; S3 uses the usual AWS variables."""
+
+    backend: Literal["file", "postgres", "s3"] = "file"
+    path: Path | None = None  # file: absolute
+    url_env: str | None = None  # postgres
+    schema: str = "avatarsync"  # postgres
+    bucket: str | None = None  # s3
+    key: str | None = None  # s3
+    region: str | None = None  # s3
+    endpoint_url: str | None = None  # s3
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     provider: str  # "equos" (room for "avatarium" later)
@@ -76,8 +92,9 @@ class Environment:
     vars: Mapping[str, Any]
     protect: bool  # deletes/replaces need --allow-destroy
     emulator: bool
-    state_path: Path  # absolute
+    state_path: Path  # absolute: the file backend's file (also where local caches live)
     position: Position
+    state: StateSettings = StateSettings()
 
 
 @dataclass(frozen=True)
@@ -308,7 +325,13 @@ def load_project_file(path: Path) -> Project:
     name = model.name or root.name
     environments: dict[str, Environment] = {}
     for env_name, env_model in model.environments.items():
-        state = env_model.state or f"{DEFAULT_STATE_DIR}/{env_name}.json"
+        settings = env_model.state
+        state_file = f"{DEFAULT_STATE_DIR}/{env_name}.json"
+        if isinstance(settings, str):
+            state_file = settings
+        elif settings is not None and settings.backend == "file" and settings.path:
+            state_file = settings.path
+        state_path = _inside(root, state_file, doc.source, ("environments", env_name, "state"))
         environments[env_name] = Environment(
             name=env_name,
             provider=env_model.provider,
@@ -318,14 +341,23 @@ def load_project_file(path: Path) -> Project:
             vars=env_model.vars,
             protect=env_model.protect,
             emulator=env_model.emulator,
-            state_path=_inside(root, state, doc.source, ("environments", env_name, "state")),
+            state_path=state_path,
             position=doc.source.value(("environments", env_name)),
+            state=_state_settings(settings, state_path),
         )
     policy = EnvPolicy(
         allow=frozenset(model.env.allow),
         allow_prefixes=tuple(model.env.allow_prefixes),
         secret=frozenset(model.env.secret),
-        credentials=frozenset(e.api_key_env for e in model.environments.values() if e.api_key_env),
+        credentials=frozenset(
+            name
+            for e in model.environments.values()
+            for name in (
+                e.api_key_env,
+                getattr(e.state, "url_env", None),  # a database URI holds a password
+            )
+            if name
+        ),
     )
     return Project(
         root=root,
@@ -338,6 +370,21 @@ def load_project_file(path: Path) -> Project:
             doc.source.value(("manifests", index)) for index in range(len(model.manifests))
         ),
     )
+
+
+def _state_settings(settings: Any, path: Path) -> StateSettings:
+    backend = getattr(settings, "backend", "file")
+    if backend == "postgres":
+        return StateSettings("postgres", url_env=settings.url_env, schema=settings.schema_name)
+    if backend == "s3":
+        return StateSettings(
+            "s3",
+            bucket=settings.bucket,
+            key=settings.key,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+        )
+    return StateSettings("file", path=path)
 
 
 def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
@@ -373,6 +420,8 @@ def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
         elif isinstance(url, str) and (problem := url_problem(url)) is not None:
             error((*base, "url"), f"environment '{env_name}': url {problem}")
         state = env.get("state")
+        if isinstance(state, dict) and state.get("backend") == "file":
+            state = state.get("path")
         if isinstance(state, str) and _leaves(Path(state)):
             error(
                 (*base, "state"),

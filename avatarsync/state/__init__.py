@@ -11,10 +11,14 @@ change per API call, O(1)), `save`/`compact` (the whole state), `locked`,
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from avatarsync.errors import ProjectError
 from avatarsync.state.file import FileStateStore
 from avatarsync.state.model import STATE_VERSION, DocumentState, ResourceState, State, StateOp
+
+if TYPE_CHECKING:
+    from avatarsync.manifests.project import Environment, Project
 
 __all__ = [
     "STATE_VERSION",
@@ -24,6 +28,7 @@ __all__ = [
     "State",
     "StateOp",
     "StateStore",
+    "open_store",
 ]
 
 
@@ -39,3 +44,13 @@ class StateStore(Protocol):
     def compact(self, state: State) -> None: ...
     def close(self) -> None: ...
     def locked(self, timeout: float = 0.0) -> AbstractContextManager[None]: ...
+
+
+def open_store(project: Project, env: Environment) -> StateStore:
+    """The state store an environment's `state:` names (the file by default)."""
+    settings = env.state
+    if settings.backend == "file":
+        return FileStateStore(env.state_path, environment=env.name, client=env.client)
+    raise ProjectError(
+        f"environment {env.name!r}: the {settings.backend} state backend is not available yet"
+    )
