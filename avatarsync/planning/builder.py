@@ -1,12 +1,15 @@
 """build_plan: desired + live + state -> Plan. Pure: no I/O, no clock.
 
-How a resource is matched to a live one, in order:
-1. the id recorded in state (a missing live object means it was deleted
-   outside avatarsync: create again, flagged as drift);
+How a resource is matched to a live one, in order (docs/plan-apply.md):
+1. the id recorded in state, if that object is live;
 2. for an inline face/voice/brain, whatever its character links to live;
-3. an unclaimed live resource with our `client` and the same natural key
-   (`live.natural_key`): a resource a crashed or interrupted apply created
-   but never recorded. It is adopted, never created twice.
+3. for a shared face/voice/brain/knowledge base, the one live object every
+   matched character that references it links (state lost: an edited brain
+   is still found, and its edit plans as an update, not a create);
+4. an unclaimed live resource with our `client` and the same natural key
+   (`live.natural_key`): one a crashed or interrupted apply created but never
+   recorded. It is adopted, never created twice.
+Only then is it created (flagged as drift when state had an id for it).
 
 Field differences come from deepdiff over the canonical specs. A difference
 on a field the API cannot update (faces, knowledge bases, a character's
@@ -225,6 +228,16 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
                 key = (kind.value, natural_key(kind, candidate.spec))
                 by_key.setdefault(key, []).append(candidate)
 
+    # Which desired characters link each shared resource, through which field.
+    referrers: dict[Address, list[tuple[Address, str]]] = {}
+    for resource in desired.resources.values():
+        for field_name, target in resource.refs.items():
+            if (
+                desired.resources.get(target) is not None
+                and target.key != f"{resource.key}.{field_name}"
+            ):
+                referrers.setdefault(target, []).append((resource.address, field_name))
+
     # Characters first: an inline resource is whatever its character links to.
     ordered = sorted(desired.resources.values(), key=lambda r: -_KIND_RANK[r.kind])
     for resource in ordered:
@@ -242,6 +255,8 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
             linked_live = live.get(address.kind, linked)
             if linked_live is not None and (address.kind, linked_live.id) not in m.claimed:
                 found = linked_live
+        if found is None and address in referrers:
+            found = _linked_by_all(address, referrers[address], live, m)
         if found is None:
             candidates = by_key.get((resource.kind, natural_key(resource.kind, resource.spec)), [])
             while candidates and (resource.kind, candidates[0].id) in m.claimed:
@@ -254,6 +269,34 @@ def _match(desired: DesiredState, live: LiveState, state: State) -> _Matching:
             m.claimed.add((resource.kind, found.id))
     m.keys_by_id = {(a.kind, i): a.key for a, i in m.ids.items()}
     return m
+
+
+def _linked_by_all(
+    address: Address,
+    referrers: list[tuple[Address, str]],
+    live: LiveState,
+    m: _Matching,
+) -> LiveResource | None:
+    """A shared resource is the live object every matched character that links it
+    links: with state lost, an edited brain is still the one its characters use
+    (found by identity, not by its content), so the edit plans as an update."""
+    linked: set[str] = set()
+    for character, field_name in referrers:
+        remote_id = m.ids.get(character)
+        character_live = live.get(character.kind, remote_id)
+        if character_live is None:
+            continue  # not matched (yet to be created): no evidence either way
+        target = character_live.spec.get(field_name)
+        if not target:
+            return None  # a matched character links nothing there: not conclusive
+        linked.add(target)
+    if len(linked) != 1:
+        return None
+    (remote_id,) = linked
+    candidate = live.get(address.kind, remote_id)
+    if candidate is None or (address.kind, candidate.id) in m.claimed:
+        return None
+    return candidate
 
 
 def _plan_resource(

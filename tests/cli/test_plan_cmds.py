@@ -304,3 +304,25 @@ def test_a_corrupt_saved_plan_is_refused_with_the_field_named(project, tmp_path,
     assert f"is not a valid saved plan: {problem}" in result.err
     assert "internal error" not in result.err
     assert project.server.stats()["totalRequests"] == 0
+
+
+def test_lost_state_then_an_edited_shared_brain_plans_an_update_not_a_create(tmp_path, cli):
+    # The measurement from the CI issue: apply examples/, delete the state (a
+    # fresh CI runner), edit the shared brain's instructions, plan.
+    import shutil
+
+    from support.cli import REPO
+
+    root = tmp_path / "examples"
+    shutil.copytree(REPO / "examples", root, ignore=shutil.ignore_patterns(".avatarsync"))
+    assert cli("apply", "--env", "local", "--yes", cwd=root).code == 0
+    (root / ".avatarsync" / "state" / "local.json").unlink()
+    brain = root / "shared" / "brain.yaml"
+    text = brain.read_text()
+    assert "instructions:" in text
+    brain.write_text(text.replace("instructions: |", "instructions: |\n    Always be brief.", 1))
+    result = cli("plan", "--env", "local", "--json", cwd=root)
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    assert changed(plan) == {"Brain/acme-assistant": "update"}
+    assert all(c["adopt"] for c in plan["changes"])  # everything else: found, not created
