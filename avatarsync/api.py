@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fnmatch
 import gc
+import hashlib
+import json
 import signal
 import threading
 import uuid
@@ -45,6 +48,7 @@ from avatarsync.errors import (
     ManifestError,
     PlanError,
     ProjectError,
+    PromotionError,
     ScaffoldError,
     SessionError,
     StalePlanError,
@@ -76,7 +80,7 @@ from avatarsync.planning.saved import (
 )
 from avatarsync.planning.scheduler import DagScheduler
 from avatarsync.providers.equos import EquosClient
-from avatarsync.resources import Address, DesiredResource, DesiredState, Kind
+from avatarsync.resources import Address, DesiredResource, DesiredState, Kind, comparable
 from avatarsync.secret import MASK, Secret
 from avatarsync.state import (
     DocumentState,
@@ -87,13 +91,18 @@ from avatarsync.state import (
     StateStore,
     open_store,
 )
+from avatarsync.vcs import checkout
 
 __all__ = [
+    "EnvironmentDiff",
+    "FieldDifference",
     "ImportReport",
     "PlanOptions",
     "PlanRun",
     "Workspace",
+    "check_promotion",
     "check_schemas",
+    "diff_environments",
     "init_project",
     "load_plan_file",
     "load_project",
@@ -688,6 +697,7 @@ class Workspace:
                 report.interrupted = caught.name
                 if report.ok:
                     self.store.record(state, StateOp("applied-plan", value=plan.plan_id))
+                    self.store.record(state, self._last_apply(plan))
             finally:
                 # Fold this run's records into the state, whatever happened.
                 self.store.compact(state)
@@ -719,6 +729,51 @@ class Workspace:
                 "live resources changed since this plan was saved (edited outside this plan); "
                 "make a new plan"
             )
+
+    def _last_apply(self, plan: Plan) -> StateOp:
+        """What promote checks later: which commit and manifests this apply came from."""
+        at = checkout(self.project.root)
+        record = {
+            "planId": plan.plan_id,
+            "at": _now(),
+            "commit": at.commit,
+            "dirty": at.dirty,
+            "manifests": self.sources_fingerprint,
+            "desired": desired_fingerprint(self.desired),
+        }
+        return StateOp("last-apply", value=json.dumps(record, sort_keys=True))
+
+    @cached_property
+    def sources_fingerprint(self) -> str:
+        """A hash of every file the manifests come from (the project file, the
+        manifests, the documents): the same in every environment, so it says
+        whether two environments were applied from the same checkout."""
+        digest = hashlib.sha256()
+        files = [(self.project.display(self.project.file), self.project.file)]
+        manifest_files, _ = self.project.manifest_files()
+        files += [(display, path) for path, display in manifest_files]
+        documents = {
+            self.project.display(d.path): d.path
+            for r in self.desired.resources.values()
+            for d in r.documents
+        }
+        files += sorted(documents.items())
+        for display, path in files:
+            try:
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                content = "unreadable"
+            digest.update(f"{display}\0{content}\n".encode())
+        return "sha256:" + digest.hexdigest()
+
+    # -- drift ---------------------------------------------------------------
+
+    def drift(self) -> PlanRun:
+        """Only what changed outside git since the last apply: a plan of the
+        changes flagged as drift (live edited or deleted by hand)."""
+        run = self.plan()
+        drifted = tuple(c for c in run.plan.changes if c.drift)
+        return PlanRun(dataclasses.replace(run.plan, changes=drifted, retained=()), run.requests)
 
     # -- export ------------------------------------------------------------
 
@@ -808,6 +863,132 @@ class Workspace:
         if report.adopted:
             self.store.save(state)
         return report
+
+
+# --- between environments: promote, diff ------------------------------------------
+
+
+def check_promotion(project: Project, source: str, *, parallelism: int = 10) -> PlanRun:
+    """Refuse (PromotionError) unless `source`'s last apply was from the manifests
+    of this checkout and it has no pending changes or drift; returns its plan."""
+    with Workspace(project, source, parallelism=parallelism) as ws:
+        last = ws.store.load().last_apply
+        if not last:
+            raise PromotionError(
+                f"{source!r} has no recorded apply: apply --env {source} first, test it, "
+                "then promote"
+            )
+        if last.get("manifests") != ws.sources_fingerprint:
+            commit = last.get("commit") or "no git commit"
+            dirty = " with uncommitted changes" if last.get("dirty") else ""
+            raise PromotionError(
+                f"{source!r} was last applied from other manifests ({commit}{dirty}, "
+                f"{last.get('at')}) than this checkout's: apply --env {source} first, test "
+                "it, then promote"
+            )
+        run = ws.plan()
+    if run.plan.has_changes:
+        summary = run.plan.summary
+        raise PromotionError(
+            f"{source!r} does not match the manifests ({summary['create']} to create, "
+            f"{summary['update']} to update, {summary['replace']} to replace, "
+            f"{summary['delete']} to delete, {summary['drift']} drifted, {summary['adopt']} "
+            f"to adopt): what is promoted must be what was tested; plan --env {source}"
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    address: Address
+    field: str
+    source: Any  # None when the resource is missing on that side
+    target: Any
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class EnvironmentDiff:
+    """Two environments' live states, compared through the manifest keys."""
+
+    source: str
+    target: str
+    differences: tuple[FieldDifference, ...]
+    missing_in_source: tuple[Address, ...]
+    missing_in_target: tuple[Address, ...]
+    compared: int
+
+    @property
+    def equal(self) -> bool:
+        return not (self.differences or self.missing_in_source or self.missing_in_target)
+
+
+def diff_environments(
+    project: Project, source: str, target: str, *, parallelism: int = 10
+) -> EnvironmentDiff:
+    """Compare the live resources of two environments key by key (ids differ per
+    organisation). A field whose values differ only because each environment's
+    manifests (vars) say so is not a difference; links compare by key."""
+    sides: list[tuple[Plan, DesiredState, dict[Address, Any]]] = []
+    for name in (source, target):
+        with Workspace(project, name, parallelism=parallelism) as ws:
+            run = ws.plan()
+            desired = ws.desired
+        sides.append((run.plan, desired, _live_specs(run.plan, desired)))
+    (_, desired_s, live_s), (_, desired_t, live_t) = sides
+    differences: list[FieldDifference] = []
+    missing_s: list[Address] = []
+    missing_t: list[Address] = []
+    addresses = sorted(set(desired_s.resources) | set(desired_t.resources))
+    for address in addresses:
+        spec_s, spec_t = live_s.get(address), live_t.get(address)
+        if spec_s is None or spec_t is None:
+            if spec_s is None:
+                missing_s.append(address)
+            if spec_t is None:
+                missing_t.append(address)
+            continue
+        want_s = desired_s.resources.get(address)
+        want_t = desired_t.resources.get(address)
+        sensitive: set[str] = set()
+        for want in (want_s, want_t):
+            if want is not None:
+                sensitive |= want.sensitive_fields
+        for name in sorted(set(spec_s) | set(spec_t)):
+            a, b = spec_s.get(name), spec_t.get(name)
+            if a == b:
+                continue
+            expected = (
+                want_s is not None
+                and want_t is not None
+                and comparable(want_s.spec).get(name) == a
+                and comparable(want_t.spec).get(name) == b
+            )
+            if not expected:
+                differences.append(FieldDifference(address, name, a, b, name in sensitive))
+    return EnvironmentDiff(
+        source,
+        target,
+        tuple(differences),
+        tuple(missing_s),
+        tuple(missing_t),
+        len(addresses),
+    )
+
+
+def _live_specs(plan: Plan, desired: DesiredState) -> dict[Address, Any]:
+    """Each managed resource's live spec as the manifests write it (links as keys):
+    the desired spec with every field change undone."""
+    specs: dict[Address, Any] = {}
+    for change in plan.changes:
+        resource = desired.resources.get(change.address)
+        if resource is None or change.leftover or change.action is Action.CREATE:
+            continue
+        spec = comparable(resource.spec)
+        for changed in change.fields:
+            spec[changed.field] = changed.before
+        specs[change.address] = spec
+    return specs
 
 
 T = TypeVar("T")

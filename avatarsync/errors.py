@@ -16,7 +16,8 @@ of defence.
     │   └── LockError           another apply holds the environment
     ├── PlanError
     │   ├── StalePlanError      live state moved since a saved plan
-    │   └── UnsafePlanError     destructive plan without the flag it needs
+    │   ├── UnsafePlanError     destructive plan without the flag it needs
+    │   └── PromotionError      the source environment is not what would be promoted
     ├── SessionError            conversation presets, sessions, tests
     ├── Interrupted             SIGINT/SIGTERM stopped a read (exit 130)
     └── ApiError                method, path, status, request id
@@ -49,6 +50,7 @@ __all__ = [
     "PlanError",
     "ProjectError",
     "ProjectFileError",
+    "PromotionError",
     "RateLimitedError",
     "ScaffoldError",
     "ServerError",
@@ -142,6 +144,11 @@ class Interrupted(AvatarsyncError):
 
 class SessionError(AvatarsyncError):
     """A conversation session or conversation test could not run."""
+
+
+class PromotionError(PlanError):
+    """`promote` refuses: the source was not applied from these manifests, or has
+    pending changes or drift (what is promoted must be what was tested)."""
 
 
 class ApiError(AvatarsyncError):

@@ -39,13 +39,17 @@ ACTION_STYLE: Mapping[Action, str] = {
 def should_color(
     stream: IO[Any], no_color_flag: bool, *, environ: Mapping[str, str] | None = None
 ) -> bool:
-    """False with `--no-color`, False when NO_COLOR is set (to anything, even
-    empty), else whether `stream` is a terminal. `environ` is a seam for tests."""
+    """False with `--no-color`; False when NO_COLOR is set and not empty
+    (no-color.org); True when FORCE_COLOR is set and not empty or "0" (CI logs,
+    GitHub's included, render ANSI); else whether `stream` is a terminal.
+    `environ` is a seam for tests."""
     if no_color_flag:
         return False
     env = os.environ if environ is None else environ
-    if "NO_COLOR" in env:
+    if env.get("NO_COLOR"):
         return False
+    if env.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream

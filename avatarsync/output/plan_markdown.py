@@ -37,9 +37,17 @@ _DOC_MARKER = {Action.CREATE: "+", Action.REPLACE: "!", Action.DELETE: "-", Acti
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]~|#])")
 
 
-def render_plan_markdown(plan: Plan, *, max_chars: int = 60000) -> str:
+def render_plan_markdown(plan: Plan, *, max_chars: int = 60000, title: str = "plan") -> str:
+    """`title` names what the plan shows ("plan", "drift"); the first line is a
+    hidden marker (`<!-- avatarsync plan: ENV -->`) by which a workflow finds
+    and updates its one sticky comment."""
+    marker = f"<!-- avatarsync {title}: {plan.environment.replace('--', '- -')} -->\n"
+    return marker + _render(plan, max_chars - len(marker), title)
+
+
+def _render(plan: Plan, max_chars: int, title: str) -> str:
     env = plan.environment
-    heading = f"### avatarsync plan for {_code(env)}"
+    heading = f"### avatarsync {title} for {_code(env)}"
     warnings = [f"- :warning: {_md_text(w)}" for w in plan_warnings(plan)]
 
     if not plan.has_changes:

@@ -17,6 +17,7 @@ line, an upsert) and replay.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,9 @@ class State:
     # key, as text): the next run looks for what such a POST made before it
     # creates again, so an answer lost with its look-up cannot leave an orphan.
     pending_creates: dict[Address, str] = field(default_factory=dict)
+    # The last apply that completed: which commit and manifests it came from
+    # (what `promote` checks), and any results recorded against it (tests).
+    last_apply: dict[str, Any] | None = None
 
     def id_of(self, address: Address) -> str | None:
         entry = self.resources.get(address)
@@ -124,6 +128,7 @@ class State:
             "appliedPlans": self.applied_plans[-_APPLIED_PLANS_KEPT:],
             "pendingDeletes": {str(a): i for a, i in sorted(self.pending_deletes.items())},
             "pendingCreates": {str(a): k for a, k in sorted(self.pending_creates.items())},
+            "lastApply": self.last_apply,
         }
 
     @classmethod
@@ -151,6 +156,7 @@ class State:
                 _address(k, "pendingDeletes"): _text(v, f"pendingDeletes.{k}")
                 for k, v in r.mapping("pendingDeletes", optional=True).items()
             },
+            last_apply=_last_apply(r.value("lastApply", optional=True)),
             pending_creates={
                 _address(k, "pendingCreates"): _text(v, f"pendingCreates.{k}")
                 for k, v in r.mapping("pendingCreates", optional=True).items()
@@ -165,7 +171,8 @@ class StateOp:
     `kind` is one of: put (record `entry` for `address`), drop (forget
     `address`), pending-delete / clear-pending-delete (`value` is the old id),
     pending-create / clear-pending-create (`value` is the natural key),
-    applied-plan (`value` is the plan id).
+    applied-plan (`value` is the plan id), last-apply (`value` is the JSON of
+    `State.last_apply`).
     """
 
     kind: str
@@ -198,6 +205,12 @@ class StateOp:
                 assert self.value is not None
                 state.applied_plans.append(self.value)
                 del state.applied_plans[:-_APPLIED_PLANS_KEPT]
+            case "last-apply":
+                assert self.value is not None
+                try:
+                    state.last_apply = _last_apply(json.loads(self.value))
+                except ValueError as exc:
+                    raise StateError(f"last-apply is not JSON: {exc}") from None
             case _:
                 raise StateError(f"unknown state change {self.kind!r}")
 
@@ -270,6 +283,14 @@ class _Reader:
         if not isinstance(value, list):
             raise StateError(f"{self.where}.{name} must be a list, not {_type(value)}")
         return [_text(item, f"{self.where}.{name}[{i}]") for i, item in enumerate(value)]
+
+
+def _last_apply(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise StateError(f"state.lastApply must be an object, not {_type(value)}")
+    return dict(value)
 
 
 def _text(value: Any, where: str) -> str:

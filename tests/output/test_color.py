@@ -1,4 +1,4 @@
-"""should_color: the --no-color flag, NO_COLOR, then whether the stream is a TTY."""
+"""should_color: the --no-color flag, NO_COLOR, FORCE_COLOR, then whether the stream is a TTY."""
 
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ class _Tty(io.StringIO):
         (_Tty(), False, {}, True),
         (_Tty(), True, {}, False),
         (_Tty(), False, {"NO_COLOR": "1"}, False),
-        (_Tty(), False, {"NO_COLOR": ""}, False),  # any value, even empty
+        (_Tty(), False, {"NO_COLOR": ""}, True),  # no-color.org: empty means unset
+        (io.StringIO(), False, {"FORCE_COLOR": "1"}, True),  # CI logs render ANSI
+        (io.StringIO(), False, {"FORCE_COLOR": "0"}, False),
+        (io.StringIO(), False, {"FORCE_COLOR": ""}, False),
+        (io.StringIO(), True, {"FORCE_COLOR": "1"}, False),  # the flag wins
+        (io.StringIO(), False, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
         (io.StringIO(), False, {}, False),
         (object(), False, {}, False),  # no isatty at all
     ],
@@ -37,7 +42,8 @@ def test_closed_stream_is_not_a_terminal() -> None:
 
 
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
     assert should_color(_Tty(), False) is False
     monkeypatch.delenv("NO_COLOR")
     assert should_color(_Tty(), False) is True

@@ -38,6 +38,7 @@ def test_markdown_matches_golden(sample_plan: Plan, golden: Golden) -> None:
 
 def test_no_changes_markdown(empty_plan: Plan) -> None:
     assert render_plan_markdown(empty_plan) == (
+        "<!-- avatarsync plan: staging -->\n"
         "### avatarsync plan for `staging`\n"
         "\n"
         "**No changes.** Environment `staging` matches the manifests.\n"
@@ -69,6 +70,7 @@ def test_huge_plan_fits_a_github_comment() -> None:
     assert len(md) <= 60000
     _assert_well_formed(md)
     assert md.startswith(
+        "<!-- avatarsync plan: staging -->\n"
         "### avatarsync plan for `staging`\n\n"
         "**Plan: 1000 to create, 1000 to update, 0 to replace, 0 to delete.**\n\n"
         "| Action | Resource | Change |\n"
