@@ -14,11 +14,15 @@ from avatarsync._version import __version__
 
 if TYPE_CHECKING:
     from avatarsync.api import (
+        EnvironmentDiff,
+        FieldDifference,
         ImportReport,
         PlanOptions,
         PlanRun,
         Workspace,
+        check_promotion,
         check_schemas,
+        diff_environments,
         init_project,
         load_plan_file,
         load_project,
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
         ManifestError,
         PlanError,
         ProjectError,
+        PromotionError,
         SessionError,
         StalePlanError,
         StateError,
@@ -61,7 +66,9 @@ __all__ = [
     "DesiredState",
     "Diagnostic",
     "Environment",
+    "EnvironmentDiff",
     "FieldChange",
+    "FieldDifference",
     "ImportReport",
     "Kind",
     "LockError",
@@ -73,6 +80,7 @@ __all__ = [
     "PlanRun",
     "Project",
     "ProjectError",
+    "PromotionError",
     "Secret",
     "SessionError",
     "StalePlanError",
@@ -80,7 +88,9 @@ __all__ = [
     "UnsafePlanError",
     "Workspace",
     "__version__",
+    "check_promotion",
     "check_schemas",
+    "diff_environments",
     "init_project",
     "load_plan_file",
     "load_project",
@@ -98,13 +108,14 @@ __all__ = [
 # Where each public name lives; `__getattr__` imports it on first use.
 _HOMES = {
     "avatarsync.api": (
-        "ImportReport PlanOptions PlanRun Workspace check_schemas init_project load_plan_file "
+        "EnvironmentDiff FieldDifference ImportReport PlanOptions PlanRun Workspace "
+        "check_promotion check_schemas diff_environments init_project load_plan_file "
         "load_project load_values parse_assignments render render_preset resolve "
         "save_plan_file schema_files validate write_schemas"
     ),
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "
-        "SessionError StalePlanError StateError UnsafePlanError"
+        "PromotionError SessionError StalePlanError StateError UnsafePlanError"
     ),
     "avatarsync.manifests.project": "Environment Project",
     "avatarsync.planning.plan": "Action Change FieldChange Plan",

@@ -30,9 +30,10 @@ import hashlib
 import json
 import signal
 import threading
+import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -45,6 +46,7 @@ from avatarsync.errors import (
     AvatarsyncError,
     Diagnostic,
     Interrupted,
+    LockError,
     ManifestError,
     PlanError,
     ProjectError,
@@ -52,6 +54,7 @@ from avatarsync.errors import (
     ScaffoldError,
     SessionError,
     StalePlanError,
+    TransportError,
     UnknownAddressError,
 )
 from avatarsync.manifests.lint import lint, preset_context
@@ -68,6 +71,7 @@ from avatarsync.planning.builder import (
     desired_fingerprint,
     resource_fingerprint,
 )
+from avatarsync.planning.compare import EnvironmentDiff, FieldDifference, compare_environments
 from avatarsync.planning.export import ExportResult, export_manifests
 from avatarsync.planning.live import fetch_live
 from avatarsync.planning.plan import Action, Plan
@@ -79,8 +83,15 @@ from avatarsync.planning.saved import (
     save_plan_file,
 )
 from avatarsync.planning.scheduler import DagScheduler
+from avatarsync.progress import EventSink, LockWaiting
 from avatarsync.providers.equos import EquosClient
-from avatarsync.resources import Address, DesiredResource, DesiredState, Kind, comparable
+from avatarsync.resources import (
+    Address,
+    DesiredResource,
+    DesiredState,
+    Kind,
+    Position,
+)
 from avatarsync.secret import MASK, Secret
 from avatarsync.state import (
     DocumentState,
@@ -490,8 +501,10 @@ class Workspace:
         parallelism: int = 10,
         client_factory: Callable[[str, Secret, int], EquosClient] | None = None,
         resolve_first: bool = True,
+        on_event: EventSink | None = None,
     ) -> None:
         self.project = project
+        self.on_event = on_event  # retries, pacing, pages read, lock waits (see progress)
         self._resolve_first = resolve_first
         self.env = project.environment(env) if isinstance(env, str) else env
         self.parallelism = parallelism
@@ -518,10 +531,15 @@ class Workspace:
         else:
             key = self.project.api_key(env)
             if key is None:
+                if env.api_key_env is None:
+                    raise ProjectError(
+                        f"environment {env.name!r} needs an API key: set `apiKeyEnv` (the name "
+                        f"of the variable holding it) in {self.project.file.name}"
+                    )
+                looked = ", ".join(str(p) for p in self.project.dotenv_files(env))
                 raise ProjectError(
-                    f"environment {env.name!r} needs an API key: set the environment variable "
-                    f"{env.api_key_env or '(apiKeyEnv is not set in the project file)'} "
-                    "or put it in .env"
+                    f"environment {env.name!r} needs an API key in {env.api_key_env}: it is not "
+                    f"set in the process environment, nor in {looked}"
                 )
             self.base_url, self._key = env.url or EQUOS_DEFAULT_URL, key
         return self
@@ -543,12 +561,55 @@ class Workspace:
         """A new API client for this environment (use as `async with`)."""
         if self.base_url is None or self._key is None:
             raise AvatarsyncError("open the workspace first: `with Workspace(...) as ws:`")
-        return self._client_factory(self.base_url, self._key, self.parallelism)
+        client = self._client_factory(self.base_url, self._key, self.parallelism)
+        client.on_event = self.on_event
+        return client
+
+    @asynccontextmanager
+    async def _connected(self) -> AsyncIterator[EquosClient]:
+        """A client whose connection failures name the environment and its URL."""
+        async with self.client() as client:
+            try:
+                yield client
+            except TransportError as exc:
+                raise TransportError(
+                    f"{exc.detail}; cannot reach environment {self.env.name!r} at "
+                    f"{self.base_url}: check its `url` in {self.project.file.name} and that "
+                    "the service is up",
+                    method=exc.method,
+                    path=exc.path,
+                ) from None
+
+    def source_of(self, address: Address) -> Position | None:
+        """Where the manifests define `address` (for annotations), if they do."""
+        resource = self.desired.resources.get(address)
+        return resource.position if resource is not None else None
 
     @contextmanager
     def locked(self, timeout: float = 0.0) -> Iterator[None]:
-        """Hold the environment's state lock (LockError after `timeout` seconds)."""
-        with self.store.locked(timeout):
+        """Hold the environment's state lock (LockError after `timeout` seconds).
+
+        The wait is made of short tries so that a LockWaiting event reports
+        it every few seconds: a CI step waiting for a lock must not look hung.
+        """
+        started = time.monotonic()
+        with ExitStack() as stack:
+            while True:
+                waited = time.monotonic() - started
+                remaining = timeout - waited
+                try:
+                    stack.enter_context(self.store.locked(min(max(remaining, 0.0), _LOCK_POLL)))
+                    break
+                except LockError as exc:
+                    waited = time.monotonic() - started
+                    if waited >= timeout:
+                        if timeout > 0:
+                            raise LockError(
+                                f"{exc} (gave up after waiting {waited:.0f} s)"
+                            ) from None
+                        raise
+                    if self.on_event is not None:
+                        self.on_event(LockWaiting(self.env.name, waited, timeout, str(exc)))
             yield
 
     # -- plan --------------------------------------------------------------
@@ -561,7 +622,7 @@ class Workspace:
         state = self.store.load()
         self._check_client(state)
         self._check_sources(state)
-        async with self.client() as client:
+        async with self._connected() as client:
             # The read is mostly waiting for the network: resolve the
             # manifests meanwhile (reads change nothing, so bad input still
             # fails before any write).
@@ -676,7 +737,7 @@ class Workspace:
             allow_delete_all=allow_delete_all,
         )
         state = self.store.load()
-        async with self.client() as client:
+        async with self._connected() as client:
             if saved:
                 await self._check_fresh(plan, desired, state, client)
             if confirm is not None and not confirm(plan):
@@ -783,7 +844,7 @@ class Workspace:
         return asyncio.run(_interruptible(self.export_async(out_dir)))
 
     async def export_async(self, out_dir: Path) -> ExportResult:
-        async with self.client() as client:
+        async with self._connected() as client:
             live = await fetch_live(client, self.env.client)
         known = self.store.load()  # which fields held a secret: never written out
         result = export_manifests(
@@ -832,7 +893,7 @@ class Workspace:
         desired = self.desired
         state = self.store.load()
         self._check_client(state)
-        async with self.client() as client:
+        async with self._connected() as client:
             live = await fetch_live(client, self.env.client)
         plan = build_plan(desired, live, state, plan_id="import", created_at=_now())
         report = ImportReport(self.env.name)
@@ -868,10 +929,16 @@ class Workspace:
 # --- between environments: promote, diff ------------------------------------------
 
 
-def check_promotion(project: Project, source: str, *, parallelism: int = 10) -> PlanRun:
+def check_promotion(
+    project: Project,
+    source: str,
+    *,
+    parallelism: int = 10,
+    on_event: EventSink | None = None,
+) -> PlanRun:
     """Refuse (PromotionError) unless `source`'s last apply was from the manifests
     of this checkout and it has no pending changes or drift; returns its plan."""
-    with Workspace(project, source, parallelism=parallelism) as ws:
+    with Workspace(project, source, parallelism=parallelism, on_event=on_event) as ws:
         last = ws.store.load().last_apply
         if not last:
             raise PromotionError(
@@ -898,98 +965,25 @@ def check_promotion(project: Project, source: str, *, parallelism: int = 10) -> 
     return run
 
 
-@dataclass(frozen=True)
-class FieldDifference:
-    address: Address
-    field: str
-    source: Any  # None when the resource is missing on that side
-    target: Any
-    sensitive: bool = False
-
-
-@dataclass(frozen=True)
-class EnvironmentDiff:
-    """Two environments' live states, compared through the manifest keys."""
-
-    source: str
-    target: str
-    differences: tuple[FieldDifference, ...]
-    missing_in_source: tuple[Address, ...]
-    missing_in_target: tuple[Address, ...]
-    compared: int
-
-    @property
-    def equal(self) -> bool:
-        return not (self.differences or self.missing_in_source or self.missing_in_target)
-
-
 def diff_environments(
-    project: Project, source: str, target: str, *, parallelism: int = 10
+    project: Project,
+    source: str,
+    target: str,
+    *,
+    parallelism: int = 10,
+    on_event: EventSink | None = None,
 ) -> EnvironmentDiff:
     """Compare the live resources of two environments key by key (ids differ per
     organisation). A field whose values differ only because each environment's
     manifests (vars) say so is not a difference; links compare by key."""
-    sides: list[tuple[Plan, DesiredState, dict[Address, Any]]] = []
+    sides: list[tuple[Plan, DesiredState]] = []
     for name in (source, target):
-        with Workspace(project, name, parallelism=parallelism) as ws:
-            run = ws.plan()
-            desired = ws.desired
-        sides.append((run.plan, desired, _live_specs(run.plan, desired)))
-    (_, desired_s, live_s), (_, desired_t, live_t) = sides
-    differences: list[FieldDifference] = []
-    missing_s: list[Address] = []
-    missing_t: list[Address] = []
-    addresses = sorted(set(desired_s.resources) | set(desired_t.resources))
-    for address in addresses:
-        spec_s, spec_t = live_s.get(address), live_t.get(address)
-        if spec_s is None or spec_t is None:
-            if spec_s is None:
-                missing_s.append(address)
-            if spec_t is None:
-                missing_t.append(address)
-            continue
-        want_s = desired_s.resources.get(address)
-        want_t = desired_t.resources.get(address)
-        sensitive: set[str] = set()
-        for want in (want_s, want_t):
-            if want is not None:
-                sensitive |= want.sensitive_fields
-        for name in sorted(set(spec_s) | set(spec_t)):
-            a, b = spec_s.get(name), spec_t.get(name)
-            if a == b:
-                continue
-            expected = (
-                want_s is not None
-                and want_t is not None
-                and comparable(want_s.spec).get(name) == a
-                and comparable(want_t.spec).get(name) == b
-            )
-            if not expected:
-                differences.append(FieldDifference(address, name, a, b, name in sensitive))
-    return EnvironmentDiff(
-        source,
-        target,
-        tuple(differences),
-        tuple(missing_s),
-        tuple(missing_t),
-        len(addresses),
-    )
+        with Workspace(project, name, parallelism=parallelism, on_event=on_event) as ws:
+            sides.append((ws.plan().plan, ws.desired))
+    return compare_environments(sides[0], sides[1])
 
 
-def _live_specs(plan: Plan, desired: DesiredState) -> dict[Address, Any]:
-    """Each managed resource's live spec as the manifests write it (links as keys):
-    the desired spec with every field change undone."""
-    specs: dict[Address, Any] = {}
-    for change in plan.changes:
-        resource = desired.resources.get(change.address)
-        if resource is None or change.leftover or change.action is Action.CREATE:
-            continue
-        spec = comparable(resource.spec)
-        for changed in change.fields:
-            spec[changed.field] = changed.before
-        specs[change.address] = spec
-    return specs
-
+_LOCK_POLL = 5.0  # seconds between lock tries (and LockWaiting events)
 
 T = TypeVar("T")
 

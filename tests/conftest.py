@@ -16,6 +16,13 @@ import pytest
 from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
 
 
+@pytest.fixture(autouse=True)
+def _no_ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests decide GitHub mode and colour themselves, wherever the suite runs."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "FORCE_COLOR", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def api_key() -> str:
     """The key the `emulator` fixture accepts (for Equos and Avatarium alike)."""

@@ -23,7 +23,8 @@ HOMES: dict[str, tuple[str, ...]] = {
     "uvicorn": ("emulator/",),
     "pydantic": ("manifests/models.py", "manifests/messages.py", "manifests/schema.py"),
     "filelock": ("state/",),
-    "rich": ("output/", "cli/"),
+    "rich": ("output/progress.py",),
+    "dotenv": ("manifests/project.py",),
 }
 
 

@@ -4,7 +4,12 @@
 the commands of one area to it.
 """
 
-from avatarsync.cli import emulator_cmds, manifest_cmds, plan_cmds  # noqa: F401  (registers)
+from avatarsync.cli import (  # noqa: F401  (registers)
+    emulator_cmds,
+    env_cmds,
+    manifest_cmds,
+    plan_cmds,
+)
 from avatarsync.cli.app import CliContext, main, run
 
 __all__ = ["CliContext", "main", "run"]

@@ -26,13 +26,31 @@ from avatarsync.errors import (
     ManifestError,
     ProjectFileError,
 )
-from avatarsync.output import escape_controls
+from avatarsync.output import (
+    LiveProgress,
+    ProgressLines,
+    escape_controls,
+    open_progress,
+    should_color,
+)
 from avatarsync.secret import scrub
 
 if TYPE_CHECKING:
     from avatarsync.manifests.project import Project
 
-__all__ = ["CliContext", "main", "open_project", "report_diagnostics", "run", "shown_path"]
+__all__ = [
+    "CliContext",
+    "annotation",
+    "hoist_global_flags",
+    "main",
+    "open_project",
+    "progress",
+    "report_diagnostics",
+    "report_error",
+    "run",
+    "shown_path",
+    "write_step_summary",
+]
 
 
 @dataclass
@@ -43,10 +61,13 @@ class CliContext:
     project_file: Path | None = None
     debug: bool = False
     color: bool | None = None  # None: decide from TTY and NO_COLOR
-    # How diagnostics (file:line:col) are reported: text on stderr, or GitHub
-    # workflow commands on stdout.
+    # How diagnostics (file:line:col) are reported on stderr: text, or GitHub
+    # workflow commands (annotations).
     diagnostic_format: Literal["text", "github"] = "text"
     project_root: Path | None = None  # diagnostics name files relative to it
+    # GitHub Actions (GITHUB_ACTIONS=true or --github): errors become
+    # annotations and plan/apply/drift write the job's step summary.
+    github: bool = False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,7 +84,15 @@ class CliContext:
     help="Use this project file instead of searching for avatarsync.yaml.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.option("--no-color", is_flag=True, help="Never colour output (NO_COLOR is honoured too).")
+@click.option(
+    "--no-color", is_flag=True, help="Never colour output (NO_COLOR and FORCE_COLOR are honoured)."
+)
+@click.option(
+    "--github",
+    is_flag=True,
+    help="GitHub Actions mode: errors as annotations, a step summary "
+    "(on by itself when GITHUB_ACTIONS=true).",
+)
 @click.version_option(__version__, prog_name="avatarsync")
 @click.pass_context
 def main(
@@ -72,19 +101,43 @@ def main(
     project_file: Path | None,
     debug: bool,
     no_color: bool,
+    github: bool,
 ) -> None:
-    """Keep AI avatar characters in git: validate, plan, apply, promote."""
+    """Keep AI avatar characters in git: validate, plan, apply, promote.
+
+    --no-color, --debug and --github may also follow the command.
+    """
     obj = ctx.ensure_object(CliContext)
     obj.directory = directory or obj.directory
     obj.project_file = project_file or obj.project_file
     obj.debug = debug or obj.debug
     if no_color:
         obj.color = False
+    if github or obj.github or os.environ.get("GITHUB_ACTIONS") == "true":
+        obj.github = True
+        obj.diagnostic_format = "github"
+
+
+# Flags of the root group that read naturally after the command too
+# (`avatarsync plan --env prod --no-color`): moved in front of it before click parses.
+_GLOBAL_FLAGS = frozenset({"--no-color", "--debug", "--github"})
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """`argv` with the root group's flags moved first (never past a `--`)."""
+    try:
+        end = argv.index("--")
+    except ValueError:
+        end = len(argv)
+    flags = [a for a in argv[:end] if a in _GLOBAL_FLAGS]
+    rest = [a for a in argv[:end] if a not in _GLOBAL_FLAGS]
+    return flags + rest + argv[end:]
 
 
 def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
     """Console entry point: run `main`, map every failure to a message and exit 1."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv = hoist_global_flags(list(argv if argv is not None else sys.argv[1:]))
+    debug = "--debug" in argv
     obj = obj if obj is not None else CliContext()
     try:
         code = main.main(args=argv, prog_name="avatarsync", standalone_mode=False, obj=obj)
@@ -112,7 +165,7 @@ def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
     except AvatarsyncError as exc:
         if debug:
             click.echo(scrub(traceback.format_exc()), err=True)
-        click.echo(escape_controls(scrub(f"error: {exc}")), err=True)
+        report_error(obj, str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -120,12 +173,35 @@ def run(argv: list[str] | None = None, obj: CliContext | None = None) -> None:
     except Exception as exc:  # a bug: say so, without leaking secrets
         if debug:
             click.echo(scrub(traceback.format_exc()), err=True)
-        click.echo(
-            scrub(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"),
-            err=True,
+        report_error(
+            obj, f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"
         )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def progress(obj: CliContext) -> ProgressLines | LiveProgress:
+    """The progress display on stderr: live on a terminal, timestamped lines in
+    a log (and always lines in GitHub mode: a job log is not a terminal)."""
+    stream = sys.stderr
+    color = should_color(stream, obj.color is False)
+    try:
+        live = stream.isatty() and not obj.github
+    except (AttributeError, ValueError):
+        live = False
+    return open_progress(stream, live=live, color=color)
+
+
+def write_step_summary(obj: CliContext, markdown: str) -> None:
+    """Append to the GitHub job summary ($GITHUB_STEP_SUMMARY), in GitHub mode."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not obj.github or not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(markdown.rstrip("\n") + "\n\n")
+    except OSError as exc:
+        click.echo(f"warning: cannot write the step summary {path}: {exc.strerror}", err=True)
 
 
 def open_project(obj: CliContext) -> Project:
@@ -140,24 +216,51 @@ def open_project(obj: CliContext) -> Project:
 def report_diagnostics(
     diagnostics: Iterable[Diagnostic], root: Path | None, output_format: str
 ) -> None:
-    """Print diagnostics: `file:line:col: message` on stderr (paths as the user
-    can open them), or GitHub workflow commands on stdout."""
+    """Print diagnostics on stderr: `file:line:col: message` (paths as the
+    user can open them), or GitHub workflow commands (annotations)."""
     for d in diagnostics:
         file = shown_path(root / d.file) if root is not None else d.file
         # Manifest text reaches these messages: it must not drive the terminal
         # (escape sequences) or forge lines of its own (newlines).
         message = one_line_safe(scrub(d.message))
         if output_format == "github":
-            # Workflow commands are read from stdout; properties and message
-            # are escaped as GitHub documents.
-            click.echo(
-                f"::{d.severity} file={_gh_property(one_line_safe(file))},line={d.line},"
-                f"col={d.col}::{_gh_message(message)}"
-            )
+            click.echo(annotation(d.severity, message, file, d.line, d.col), err=True)
         else:
             click.echo(
                 str(Diagnostic(one_line_safe(file), d.line, d.col, message, d.severity)), err=True
             )
+
+
+def report_error(obj: CliContext, message: str) -> None:
+    """The one line an error ends a command with: `error: …`, or an annotation."""
+    text = escape_controls(scrub(message))
+    if obj.github:
+        click.echo(annotation("error", text), err=True)  # newlines escaped as %0A
+    else:
+        click.echo(text if text.startswith("internal error") else f"error: {text}", err=True)
+
+
+def annotation(
+    severity: str,
+    message: str,
+    file: str | None = None,
+    line: int | None = None,
+    col: int | None = None,
+) -> str:
+    """A GitHub workflow command (`::error file=…,line=…::message`). The runner
+    reads them from stderr as well as stdout, so stdout stays the payload
+    (`plan --json > plan.json` in a workflow). Properties and message are
+    escaped as GitHub documents: `%`, CR and LF everywhere, `:` and `,` in
+    properties (a file named `a,b.yaml` would otherwise end the property)."""
+    properties = []
+    if file is not None:
+        properties.append(f"file={_gh_property(one_line_safe(file))}")
+        if line is not None:
+            properties.append(f"line={line}")
+        if col is not None:
+            properties.append(f"col={col}")
+    head = f"::{severity} {','.join(properties)}" if properties else f"::{severity}"
+    return f"{head}::{_gh_message(message)}"
 
 
 def one_line_safe(text: str) -> str:

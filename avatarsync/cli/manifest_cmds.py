@@ -3,8 +3,8 @@
 Each parses its options, calls `avatarsync.api` and prints. Diagnostics are
 reported by the CLI's one error handler (`app.run`): `file:line:col:
 message` on stderr with paths relative to the working directory, or GitHub
-workflow commands on stdout with `--format github`; rendered YAML goes to
-stdout.
+workflow commands (on stderr too) with `--format github`; rendered YAML goes
+to stdout.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ __all__ = ["init", "render", "schema", "validate"]
     "--format",
     "output_format",
     type=click.Choice(["text", "github"]),
-    default="text",
-    show_default=True,
-    help="github: ::error/::warning annotations for GitHub Actions.",
+    help="github: ::error/::warning annotations for GitHub Actions "
+    "(the default under GITHUB_ACTIONS=true or --github).",
 )
 @click.pass_obj
-def validate(obj: CliContext, env_name: str | None, output_format: str) -> None:
+def validate(obj: CliContext, env_name: str | None, output_format: str | None) -> None:
     """Check manifests offline: schema, references, substitutions, templates.
 
     Exits 1 when there are errors (all of them are listed); warnings alone
@@ -45,10 +44,11 @@ def validate(obj: CliContext, env_name: str | None, output_format: str) -> None:
     """
     from avatarsync import api
 
-    obj.diagnostic_format = "github" if output_format == "github" else "text"
+    if output_format is not None:
+        obj.diagnostic_format = "github" if output_format == "github" else "text"
     project = open_project(obj)
     warnings = api.validate(project, env_name)
-    report_diagnostics(warnings, project.root, output_format)
+    report_diagnostics(warnings, project.root, obj.diagnostic_format)
     names = env_name or ", ".join(project.environments)
     click.echo(f"ok: {names}: {diagnostic_summary(0, len(warnings))}", err=True)
 

@@ -8,18 +8,29 @@ facade is imported inside each command, so `avatarsync --help` and
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from avatarsync.cli.app import CliContext, main, open_project
+from avatarsync.cli.app import (
+    CliContext,
+    annotation,
+    main,
+    one_line_safe,
+    open_project,
+    progress,
+    shown_path,
+    write_step_summary,
+)
 from avatarsync.errors import AvatarsyncError
 from avatarsync.output import (
-    format_progress,
     render_apply_json,
+    render_apply_markdown,
     render_apply_text,
     render_plan_json,
     render_plan_markdown,
@@ -27,10 +38,14 @@ from avatarsync.output import (
     should_color,
 )
 from avatarsync.planning.plan import Plan, PlanOptions
-from avatarsync.planning.report import ApplyReport, Outcome
+from avatarsync.planning.report import ApplyReport, Status
 from avatarsync.resources import Address
 
-__all__: list[str] = []
+if TYPE_CHECKING:
+    from avatarsync.api import Workspace
+    from avatarsync.manifests.project import Project
+
+__all__ = ["ApplyRequest", "annotate_plan", "apply_environment", "print_plan"]
 
 
 def _addresses(values: tuple[str, ...], option: str) -> tuple[Address, ...]:
@@ -84,10 +99,82 @@ def _color(obj: CliContext, stream: object) -> bool:
     return should_color(stream, obj.color is False)  # type: ignore[arg-type]
 
 
+def _lock_timeout(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(0),
+        default=0,
+        show_default=True,
+        help="Seconds to wait for another run to release the environment's lock.",
+    )(f)
+
+
+def _apply_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """What every command that writes takes: confirmation, protection, pace, output."""
+    f = click.option("--json", "as_json", is_flag=True, help="Print the apply report as JSON.")(f)
+    f = _lock_timeout(f)
+    f = click.option(
+        "--parallelism",
+        type=click.IntRange(1, 64),
+        default=10,
+        show_default=True,
+        help="Concurrent API calls at most.",
+    )(f)
+    f = click.option(
+        "--allow-destroy",
+        is_flag=True,
+        help="Allow deletes and replaces in a protected environment.",
+    )(f)
+    f = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (for CI).")(f)
+    return f
+
+
+def print_plan(
+    obj: CliContext,
+    plan: Plan,
+    *,
+    as_json: bool = False,
+    markdown: bool = False,
+    show_noop: bool = False,
+    title: str = "plan",
+) -> None:
+    """The plan on stdout: JSON, Markdown (`title` names it) or text."""
+    if as_json:
+        click.echo(render_plan_json(plan), nl=False)
+    elif markdown:
+        click.echo(render_plan_markdown(plan, title=title), nl=False)
+    else:
+        click.echo(
+            render_plan_text(plan, color=_color(obj, sys.stdout), show_noop=show_noop), nl=False
+        )
+
+
+def annotate_plan(obj: CliContext, ws: Workspace, plan: Plan) -> None:
+    """GitHub mode: a warning annotation at each drifted resource's manifest."""
+    if not obj.github:
+        return
+    for change in plan.changes:
+        if change.drift:
+            at = ws.source_of(change.address)
+            message = f"{change.address} drifted: {change.reason}"
+            if at is None:
+                click.echo(annotation("warning", one_line_safe(message)), err=True)
+            else:
+                file = shown_path(ws.project.root / at.file)
+                click.echo(
+                    annotation("warning", one_line_safe(message), file, at.line, at.col), err=True
+                )
+
+
 @main.command()
 @click.option("-e", "--env", "env_name", required=True, help="Environment to plan for.")
 @_plan_selection
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan (under the environment's lock, so no apply races it).",
+)
+@_lock_timeout
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as versioned JSON.")
 @click.option("--markdown", is_flag=True, help="Print the plan as Markdown (PR comment).")
 @click.option(
@@ -105,6 +192,7 @@ def plan(
     exclude: tuple[str, ...],
     allow_delete_all: bool,
     out: Path | None,
+    lock_timeout: float,
     as_json: bool,
     markdown: bool,
     detailed_exitcode: bool,
@@ -117,48 +205,120 @@ def plan(
 
     options = _plan_options(prune, target, exclude, allow_delete_all)
     project = open_project(obj)
-    with Workspace(project, env_name) as ws:
-        run = ws.plan(options)
-    if out is not None:
-        save_plan_file(run.plan, out)
-    if as_json:
-        click.echo(render_plan_json(run.plan), nl=False)
-    elif markdown:
-        click.echo(render_plan_markdown(run.plan), nl=False)
-    else:
-        click.echo(
-            render_plan_text(run.plan, color=_color(obj, sys.stdout), show_noop=show_unchanged),
-            nl=False,
-        )
+    with progress(obj) as display, Workspace(project, env_name, on_event=display) as ws:
+        # Only a saved plan takes the lock: it must not be made while an
+        # apply changes what it describes. A plain plan reads.
+        with ws.locked(lock_timeout) if out is not None else contextlib.nullcontext():
+            run = ws.plan(options)
+            if out is not None:
+                save_plan_file(run.plan, out)
+        annotate_plan(obj, ws, run.plan)
+    print_plan(obj, run.plan, as_json=as_json, markdown=markdown, show_noop=show_unchanged)
+    write_step_summary(obj, render_plan_markdown(run.plan))
     click.echo(f"({run.requests} API requests, all reads)", err=True)
     if out is not None:
         click.echo(f"Saved the plan to {out}; apply it with: avatarsync apply {out}", err=True)
     return 2 if detailed_exitcode and run.plan.has_changes else 0
 
 
+@dataclass(frozen=True)
+class ApplyRequest:
+    """How to apply, as the options of apply and promote say."""
+
+    options: PlanOptions
+    yes: bool
+    allow_destroy: bool
+    parallelism: int
+    lock_timeout: float
+    as_json: bool
+
+
+def apply_environment(
+    obj: CliContext,
+    project: Project,
+    env_name: str,
+    request: ApplyRequest,
+    saved: Plan | None = None,
+) -> int:
+    """Plan (or take the saved plan), show it, confirm, apply, report: the flow
+    of `apply` and `promote`. The plan is payload (stdout) unless --json, which
+    keeps stdout for the report alone."""
+    from avatarsync.api import Workspace
+
+    def confirm(plan: Plan) -> bool:
+        if saved is not None or request.yes:
+            return True  # a saved plan was reviewed when it was made
+        if not sys.stdin.isatty():
+            raise AvatarsyncError(
+                "refusing to apply without confirmation: no terminal to ask on. "
+                "Review the plan above and pass --yes (or apply a saved plan file)."
+            )
+        with display.suspended():
+            click.confirm(f"Apply these changes to {plan.environment!r}?", abort=True, err=True)
+        return True
+
+    with (
+        progress(obj) as display,
+        Workspace(project, env_name, parallelism=request.parallelism, on_event=display) as ws,
+        ws.locked(request.lock_timeout),
+    ):
+        if saved is None:
+            the_plan = ws.plan(request.options).plan
+            annotate_plan(obj, ws, the_plan)
+            with display.suspended():
+                if request.as_json:
+                    click.echo(
+                        render_plan_text(the_plan, color=_color(obj, sys.stderr)),
+                        err=True,
+                        nl=False,
+                    )
+                else:
+                    print_plan(obj, the_plan)
+        else:
+            the_plan = saved
+        if not the_plan.has_changes:
+            if request.as_json:
+                empty = ApplyReport(the_plan.plan_id, the_plan.environment)
+                click.echo(render_apply_json(empty), nl=False)
+            return 0
+        display.start_apply(sum(1 for c in the_plan.changes if c.is_change or c.adopt))
+        report = ws.apply(
+            the_plan,
+            saved=saved is not None,
+            allow_destroy=request.allow_destroy,
+            confirm=confirm,
+            on_outcome=display,
+        )
+        _annotate_failures(obj, ws, report)
+    if request.as_json:
+        click.echo(render_apply_json(report), nl=False)
+    else:
+        click.echo(render_apply_text(report, color=_color(obj, sys.stdout)), nl=False)
+    write_step_summary(obj, render_apply_markdown(report))
+    if report.interrupted:
+        return 130  # the shell's convention for a run stopped by a signal
+    return 0 if report.ok else 1
+
+
+def _annotate_failures(obj: CliContext, ws: Workspace, report: ApplyReport) -> None:
+    if not obj.github:
+        return
+    for outcome in report.outcomes:
+        if outcome.status is Status.FAILED:
+            message = one_line_safe(f"{outcome.address}: {outcome.message}")
+            at = ws.source_of(outcome.address)
+            if at is None:
+                click.echo(annotation("error", message), err=True)
+            else:
+                file = shown_path(ws.project.root / at.file)
+                click.echo(annotation("error", message, file, at.line, at.col), err=True)
+
+
 @main.command()
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-e", "--env", "env_name", help="Environment (taken from PLAN_FILE if given).")
 @_plan_selection
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (for CI).")
-@click.option(
-    "--allow-destroy", is_flag=True, help="Allow deletes and replaces in a protected environment."
-)
-@click.option(
-    "--parallelism",
-    type=click.IntRange(1, 64),
-    default=10,
-    show_default=True,
-    help="Concurrent API calls at most.",
-)
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(0),
-    default=0,
-    show_default=True,
-    help="Seconds to wait for another apply to release the environment.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the apply report as JSON.")
+@_apply_options
 @click.pass_obj
 def apply(
     obj: CliContext,
@@ -175,7 +335,7 @@ def apply(
     as_json: bool,
 ) -> int:
     """Make an environment match the manifests (or apply exactly a saved PLAN_FILE)."""
-    from avatarsync.api import Workspace, load_plan_file
+    from avatarsync.api import load_plan_file
 
     saved: Plan | None = None
     if plan_file is not None:
@@ -192,50 +352,15 @@ def apply(
         env_name = saved.environment
     if env_name is None:
         raise click.UsageError("give --env ENV, or a saved PLAN_FILE")
-
-    project = open_project(obj)
-    color_err = _color(obj, sys.stderr)
-
-    def progress(outcome: Outcome) -> None:
-        click.echo(format_progress(outcome, color=color_err), err=True)
-
-    def confirm(plan: Plan) -> bool:
-        if saved is not None or yes:
-            return True  # a saved plan was reviewed when it was made
-        if not sys.stdin.isatty():
-            raise AvatarsyncError(
-                "refusing to apply without confirmation: no terminal to ask on. "
-                "Review the plan above and pass --yes (or apply a saved plan file)."
-            )
-        click.confirm(f"Apply these changes to {plan.environment!r}?", abort=True, err=True)
-        return True
-
-    with Workspace(project, env_name, parallelism=parallelism) as ws, ws.locked(lock_timeout):
-        if saved is None:
-            run = ws.plan(_plan_options(prune, target, exclude, allow_delete_all))
-            the_plan = run.plan
-            click.echo(render_plan_text(the_plan, color=color_err), err=True, nl=False)
-        else:
-            the_plan = saved
-        if not the_plan.has_changes:
-            if as_json:
-                empty = ApplyReport(the_plan.plan_id, the_plan.environment)
-                click.echo(render_apply_json(empty), nl=False)
-            return 0
-        report = ws.apply(
-            the_plan,
-            saved=saved is not None,
-            allow_destroy=allow_destroy,
-            confirm=confirm,
-            on_outcome=progress,
-        )
-    if as_json:
-        click.echo(render_apply_json(report), nl=False)
-    else:
-        click.echo(render_apply_text(report, color=_color(obj, sys.stdout)), nl=False)
-    if report.interrupted:
-        return 130  # the shell's convention for a run stopped by a signal
-    return 0 if report.ok else 1
+    request = ApplyRequest(
+        _plan_options(prune, target, exclude, allow_delete_all),
+        yes,
+        allow_destroy,
+        parallelism,
+        lock_timeout,
+        as_json,
+    )
+    return apply_environment(obj, open_project(obj), env_name, request, saved)
 
 
 @main.command("import")

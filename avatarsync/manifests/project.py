@@ -10,6 +10,7 @@ real environment; they come back as `Secret`s and are never printed.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
@@ -121,12 +122,15 @@ class Project:
                 f"unknown environment '{name}'{hint}; {self.file.name} defines: {known}"
             ) from None
 
+    def dotenv_files(self, env: Environment | None = None) -> list[Path]:
+        """Where variables are looked up after the process environment, in order."""
+        return ([self.root / f".env.{env.name}"] if env is not None else []) + [self.root / ".env"]
+
     def lookup_env(self, name: str, env: Environment | None = None) -> str | None:
         """A process variable, else from `.env.<env>`, else from `.env` (root)."""
         if name in os.environ:
             return os.environ[name]
-        files = ([self.root / f".env.{env.name}"] if env is not None else []) + [self.root / ".env"]
-        for path in files:
+        for path in self.dotenv_files(env):
             values = self._read_dotenv(path)
             if name in values:
                 return values[name]
@@ -136,10 +140,7 @@ class Project:
         """Every variable the policy allows and that is set (secrets excluded):
         the `env` seen by prompt templates."""
         names: set[str] = set(os.environ)
-        for path in [
-            *([self.root / f".env.{env.name}"] if env is not None else []),
-            self.root / ".env",
-        ]:
+        for path in self.dotenv_files(env):
             names.update(self._read_dotenv(path))
         result = {}
         for name in sorted(names):
@@ -512,26 +513,12 @@ def _check_vars(values: Any, source: Any, path: tuple[str | int, ...]) -> list[D
     return found
 
 
-_DOTENV_LINE = re.compile(
-    r"""^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$""",
-)
-
-
 def parse_dotenv(text: str) -> dict[str, str]:
-    """`KEY=value` lines; `export`, quotes and `#` comments as shells write them."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _DOTENV_LINE.match(line)
-        if match is None:
-            continue
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if match.group(2).startswith('"'):
-                value = value.replace("\\n", "\n").replace('\\"', '"')
-        else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0]
-        values[key] = value
-    return values
+    """`KEY=value` lines as python-dotenv reads them (the reader docker compose
+    and most tools agree with): `export`, single and double quotes, a `#`
+    comment after a quoted value, escapes in double quotes. No `${X}`
+    expansion: a value is what the file says. A line without `=` is skipped."""
+    import dotenv
+
+    values = dotenv.dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value for key, value in values.items() if value is not None}

@@ -17,7 +17,12 @@ from avatarsync.planning.plan import Action
 from avatarsync.planning.report import ApplyReport, Outcome, Status
 from avatarsync.secret import scrub
 
-__all__ = ["format_progress", "render_apply_json", "render_apply_text"]
+__all__ = [
+    "format_progress",
+    "render_apply_json",
+    "render_apply_markdown",
+    "render_apply_text",
+]
 
 # Apply's DONE message already says what happened ("created", "adopted into
 # state", "replaced (new object linked, old one deleted)"); these stand in
@@ -77,3 +82,24 @@ def render_apply_text(report: ApplyReport, *, color: bool) -> str:
 def render_apply_json(report: ApplyReport) -> str:
     text = json.dumps(scrub_deep(report.to_dict()), indent=2, sort_keys=True, ensure_ascii=False)
     return scrub(text) + "\n"
+
+
+def render_apply_markdown(report: ApplyReport) -> str:
+    """A short Markdown report for a CI job's summary: the outcome, then what
+    did not get done (each change that failed or was skipped)."""
+    env = escape_controls(report.environment).replace("`", "'")
+    state = "applied" if report.ok else "FAILED"
+    lines = [f"### avatarsync apply to `{env}`: {state}", "", f"**{report.summary_line()}**"]
+    not_done = [o for o in report.outcomes if o.status is not Status.DONE]
+    if not_done:
+        lines += ["", "| Resource | Status | Message |", "| --- | --- | --- |"]
+        for outcome in not_done:
+            cells = (str(outcome.address), outcome.status.value, outcome.message)
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if report.error:
+        lines += ["", f"Error: {_cell(report.error)}"]
+    return scrub("\n".join(lines) + "\n")
+
+
+def _cell(text: str) -> str:
+    return one_line(text).replace("|", "\\|").replace("`", "'")

@@ -364,8 +364,19 @@ def _plan_resource(
 
     documents = _document_changes(resource, current, entry, warnings)
     if fields or documents:
-        if git_unchanged:
+        # A link to something this plan (re)creates changes because of the
+        # plan, not because anyone edited the live object: not drift.
+        relinked = {
+            f.field
+            for f in fields
+            if f.field in resource.refs and _new_target(resource.refs[f.field], planned)
+        }
+        edited = documents or any(f.field not in relinked for f in fields)
+        drifted = git_unchanged and bool(edited)
+        if drifted:
             reason = "edited outside avatarsync since the last apply; will be restored"
+        elif git_unchanged:
+            reason = "relinked: a resource it links is created or replaced"
         elif fields:
             reason = "changed in the manifests"
         else:
@@ -377,7 +388,7 @@ def _plan_resource(
             remote_id=current.id,
             fields=fields,
             documents=documents,
-            drift=git_unchanged,
+            drift=drifted,
             adopt=adopt,
             depends_on=depends,
             inline_owner=resource.inline_owner,

@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.errors import NotFoundError, ServerError
+from avatarsync.progress import EventSink, PageRead
 from avatarsync.providers.http import PlatformClient
 from avatarsync.resources import (
     REFERENCE_FIELDS,
@@ -309,9 +310,13 @@ class EquosClient(PlatformClient):
         pages = [first]
         fetched = PAGE_SIZE
         total = _total(first)
+        read = _PagesRead(self.on_event, endpoint.path, total)
         while fetched < total:
             offsets = range(fetched, total, PAGE_SIZE)
-            more = await _gather([self._page(endpoint, skip, client) for skip in offsets])
+            read.expect(total)
+            more = await _gather(
+                [read.counted(self._page(endpoint, skip, client)) for skip in offsets]
+            )
             pages.extend(more)
             fetched = offsets[-1] + PAGE_SIZE
             total = max(total, *(_total(page) for page in more))
@@ -325,6 +330,33 @@ class EquosClient(PlatformClient):
                 seen.add(key)
                 items.append(item)
         return items
+
+
+class _PagesRead:
+    """Reports pages of one collection as they arrive (PageRead events)."""
+
+    def __init__(self, sink: EventSink | None, path: str, total: int) -> None:
+        self.sink, self.path = sink, path
+        self.pages = 1
+        self.total = _pages(total)
+        self._report()
+
+    def expect(self, total: int) -> None:
+        self.total = max(self.total, _pages(total))
+
+    async def counted(self, page: Coroutine[Any, Any, T]) -> T:
+        result = await page
+        self.pages += 1
+        self._report()
+        return result
+
+    def _report(self) -> None:
+        if self.sink is not None:
+            self.sink(PageRead(self.path, self.pages, self.total))
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // PAGE_SIZE))
 
 
 def _total(page: Mapping[str, Any]) -> int:

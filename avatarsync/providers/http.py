@@ -52,6 +52,7 @@ from avatarsync.errors import (
     ServerError,
     TransportError,
 )
+from avatarsync.progress import EventSink, InFlight, Paced, Retrying
 from avatarsync.secret import MASK, Secret, scrub
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("avatarsync.providers")
+_PACING_SHOWN: Final = 0.5  # shorter holds are routine at a high rate; not worth a line
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -184,16 +186,22 @@ class RatePacer:
             # Answers overtake one another: keep the lower of the two views.
             self.tokens = min(self.tokens, remaining)
 
-    async def acquire(self) -> float:
-        """Wait until a request may start; returns the seconds waited."""
+    def reserve(self) -> float:
+        """Take a token now (so concurrent callers queue behind it); returns
+        the seconds to wait before the request may start."""
         if self.rate is None:
             return 0.0
         self._refill()
-        self.tokens -= 1  # reserved now, so concurrent callers queue behind it
+        self.tokens -= 1
         if self.tokens >= 0:
             return 0.0
-        wait = -self.tokens / self.rate
-        await self._sleep(wait)
+        return -self.tokens / self.rate
+
+    async def acquire(self) -> float:
+        """Wait until a request may start; returns the seconds waited."""
+        wait = self.reserve()
+        if wait > 0:
+            await self._sleep(wait)
         return wait
 
     def _refill(self) -> None:
@@ -392,6 +400,7 @@ class RestClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_event: EventSink | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -406,6 +415,10 @@ class RestClient:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self.pacer = RatePacer(sleep=sleep)
         self._counts: Counter[str] = Counter()
+        # Retries, pacing and requests in flight are reported here (the CLI's
+        # progress display); None costs nothing per request.
+        self.on_event = on_event
+        self._in_flight = 0
         if transport is None:
             limits = httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
@@ -538,18 +551,26 @@ class RestClient:
             shown = request.url.path  # never the query, never the host
             failure: _Failure | None = None
             response: httpx.Response | None = None
-            waited = await self.pacer.acquire()
-            if waited >= 1.0:
-                logger.info(
-                    "pacing %s %s by %.1f s to stay under the rate limit", method, shown, waited
-                )
+            sink = self.on_event
+            delay = self.pacer.reserve()
+            if delay > 0:
+                if sink is not None and delay >= _PACING_SHOWN:
+                    sink(Paced(method, shown, delay))
+                await self._sleep(delay)
             async with self._semaphore:
                 self._counts[count_key] += 1
                 started = time.perf_counter()
+                if sink is not None:
+                    self._in_flight += 1
+                    sink(InFlight(self._in_flight))
                 try:
                     response = await self._client.send(request)
                 except httpx.RequestError as exc:
                     failure = _describe(exc, method, _redact(request.url))
+                finally:
+                    if sink is not None:
+                        self._in_flight -= 1
+                        sink(InFlight(self._in_flight))
             elapsed_ms = (time.perf_counter() - started) * 1000
             # Decide outside the `except` block, so raised errors carry no
             # implicit __context__ pointing at the original httpx exception.
@@ -600,7 +621,7 @@ class RestClient:
                     response.headers, self._clock(), rate_limited=status == 429
                 )
                 delay = hinted if hinted is not None else self.retry.backoff(attempt, self._rng)
-                reason = f"status {status}"
+                reason = str(status)
             logger.info(
                 "retrying %s %s in %.2f s after %s (attempt %d of %d)",
                 method,
@@ -610,6 +631,8 @@ class RestClient:
                 attempt + 1,
                 self.retry.max_attempts,
             )
+            if sink is not None:
+                sink(Retrying(method, shown, reason, delay, attempt + 1, self.retry.max_attempts))
             await self._sleep(delay)
 
 
@@ -660,6 +683,7 @@ class PlatformClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_event: EventSink | None = None,
     ) -> None:
         self._key = api_key
         self._http = RestClient(
@@ -674,6 +698,7 @@ class PlatformClient:
             sleep=sleep,
             rng=rng,
             clock=clock,
+            on_event=on_event,
         )
 
     def __repr__(self) -> str:
@@ -697,6 +722,15 @@ class PlatformClient:
     @property
     def base_url(self) -> str:
         return self._http.base_url
+
+    @property
+    def on_event(self) -> EventSink | None:
+        """Where retries, pacing, pages read and requests in flight are reported."""
+        return self._http.on_event
+
+    @on_event.setter
+    def on_event(self, sink: EventSink | None) -> None:
+        self._http.on_event = sink
 
     @property
     def request_counts(self) -> Mapping[str, int]:

@@ -56,7 +56,7 @@ def test_validate_prints_warnings_and_exits_0(cli, tmp_path: Path) -> None:
 def test_validate_reports_an_invalid_project_file_with_positions(cli) -> None:
     result = cli("validate", "--format", "github", cwd=REPO / "tests/corpus/bad-project-file")
     assert result.code == 1
-    assert result.out.splitlines()[0] == (
+    assert result.err.splitlines()[0] == (
         "::error file=avatarsync.yaml,line=1,col=1::"
         "missing required field 'environments' in the project file"
     )

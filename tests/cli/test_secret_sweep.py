@@ -179,3 +179,41 @@ def test_a_document_name_cannot_come_from_a_secret(secret_project: E2EProject):
     assert result.code == 1
     assert "documents[0].name cannot come from a secret variable" in result.err
     assert leaks([result.text], p.root) == []
+
+
+def test_no_secret_between_environments_or_in_github_mode(
+    secret_project: E2EProject, tmp_path: Path
+):
+    p = secret_project
+    summary = tmp_path / "step-summary.md"
+    saved = tmp_path / "prod.plan.json"
+    assert p.cli("apply", "--env", "test", "--yes").code == 0
+    runs = [
+        p.cli("drift", "--env", "test"),
+        p.cli("drift", "--env", "test", "--json"),
+        p.cli("drift", "--env", "test", "--markdown"),
+        p.cli("diff", "test", "prod"),
+        p.cli("diff", "test", "prod", "--json"),
+        p.cli("promote", "test", "prod", "--out", str(saved)),
+        p.cli("--debug", "promote", "test", "prod", "--yes", "--json"),
+        p.cli("diff", "test", "prod", "--json"),
+    ]
+    assert [r.code for r in runs] == [0, 0, 0, 2, 2, 0, 0, 0], [r.text for r in runs]
+    # The secret fields differ nowhere, so their values never had to be shown.
+    p.extra_env.update({"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    (p.root / "characters" / "secret.yaml").write_text(
+        SECRET_MANIFESTS.replace("${env.E2E_AGENT_ID}", "${env.E2E_DOC_NOTE}")
+    )
+    github = [
+        p.cli("plan", "--env", "test"),
+        p.cli("apply", "--env", "test", "--yes"),
+        p.cli("drift", "--env", "test"),
+        p.cli("diff", "test", "prod"),
+        p.cli("diff", "test", "prod", "--json"),
+        p.cli("promote", "test", "prod", "--yes"),
+    ]
+    assert [r.code for r in github] == [0, 0, 0, 2, 2, 0], [r.text for r in github]
+    assert '"sensitive": true' in github[4].out  # the secret field differs, masked
+    assert summary.read_text().count("avatarsync") >= 3
+    texts = [r.text for r in runs + github]
+    assert leaks(texts, p.root, saved, summary) == []

@@ -142,7 +142,8 @@ def test_a_broken_file_does_not_make_references_to_it_dangle(cli, tmp_path: Path
 def test_github_format_annotates_every_problem(cli) -> None:
     result = cli("validate", "--format", "github", cwd=CORPUS / "placeholders")
     assert result.code == 1
-    assert result.out.splitlines() == [
+    assert result.out == ""  # annotations are diagnostics: stderr (the runner reads both)
+    assert result.err.splitlines()[:-1] == [
         "::error file=brain.yaml,line=20,col=5::ConversationPreset 'chat' does not supply "
         "{{ order_id }}, which Brain 'support' uses: add 'order_id' to promptTemplateVars",
         "::warning file=brain.yaml,line=21,col=5::promptTemplateVars.plan is not used: "
@@ -152,7 +153,7 @@ def test_github_format_annotates_every_problem(cli) -> None:
 
 def test_github_format_paths_are_relative_to_the_working_directory(cli) -> None:
     result = cli("-C", "tests/corpus/tabs", "validate", "--format", "github", cwd=CORPUS.parents[1])
-    assert result.out.splitlines() == [
+    assert result.err.splitlines()[:-1] == [
         "::error file=tests/corpus/tabs/voice.yaml,line=4,col=1::"
         "tab character: YAML indentation must use spaces, not tabs"
     ]

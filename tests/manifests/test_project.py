@@ -179,7 +179,19 @@ def test_parse_dotenv() -> None:
     assert parse_dotenv(
         "A=1\n# comment\n\nexport B = two words # note\nC='single # kept'\n"
         'D="line\\nbreak"\nnot a line\nE=\n'
-    ) == {"A": "1", "B": "two words", "C": "single # kept", "D": "line\nbreak", "E": ""}
+        'F="quoted" # a comment after quotes\n'
+        "G='s' # c\n"
+        "H=a#b\n"
+    ) == {
+        "A": "1",
+        "B": "two words",
+        "C": "single # kept",
+        "D": "line\nbreak",
+        "E": "",
+        "F": "quoted",  # not '"quoted"' (which was sent as the key and gave a 401)
+        "G": "s",
+        "H": "a#b",
+    }
 
 
 def test_invalid_project_file_lists_every_problem(tmp_path: Path) -> None:

@@ -128,6 +128,25 @@ def test_drift_is_flagged_when_git_did_not_change():
     assert "edited outside avatarsync" in change.reason
 
 
+def test_a_relink_to_a_replaced_resource_is_not_drift():
+    # Only the face changed in git; the character follows it, nobody edited it.
+    tommy = res("Character", "tommy", face="tface")
+    d = desired(res("Face", "tface", identity="other"), tommy)
+    lv = live(("Face", raw("Face", "f1")), ("Character", raw("Character", "c1", faceId="f1")))
+    s = state(Face__tface="f1", Character__tommy="c1")
+    s.resources[Address("Character", "tommy")].fingerprint = resource_fingerprint(tommy)
+    change = plan(d, lv, s).change(Address("Character", "tommy"))
+    assert change.action is Action.UPDATE and not change.drift
+    assert change.reason == "relinked: a resource it links is created or replaced"
+    # ...unless the live character was also edited by hand
+    edited = live(
+        ("Face", raw("Face", "f1")),
+        ("Character", raw("Character", "c1", faceId="f1", name="Renamed live")),
+    )
+    change = plan(d, edited, s).change(Address("Character", "tommy"))
+    assert change.drift and "edited outside avatarsync" in change.reason
+
+
 def test_resource_deleted_outside_is_recreated_as_drift():
     (change,) = plan(desired(res("Brain", "support")), live(), state(Brain__support="b1")).changes
     assert change.action is Action.CREATE and change.drift
