@@ -334,17 +334,10 @@ def _render_preset(
 
 def _parse_address(text: str, state: DesiredState) -> Address:
     try:
-        address = Address.parse(text)
+        address = Address.parse_kind_any_case(text)
     except ValueError as exc:
         raise UnknownAddressError(f"{exc} (e.g. Character/tommy)") from None
-    kinds = {kind.value.lower(): kind.value for kind in Kind}
-    kind = kinds.get(address.kind.lower())
-    if kind is None:
-        raise UnknownAddressError(
-            f"unknown kind '{address.kind}' in '{text}'; expected one of: "
-            + ", ".join(k.value for k in Kind)
-        )
-    address = Address(kind, address.key)
+    kind = address.kind
     known = set(state.resources) | {
         Address(Kind.CONVERSATION_PRESET.value, key) for key in state.presets
     }
@@ -451,6 +444,23 @@ def check_schemas(out_dir: Path) -> list[str]:
     return stale
 
 
+def _emulator_db(root: Path, env_name: str) -> Path:
+    """Where an `emulator: true` environment's embedded organisation is kept."""
+    return root / ".avatarsync" / "emulator" / f"{env_name}.sqlite"
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite database (the emulator may be writing)."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+
+
 def _default_name(directory: Path) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in directory.name)
     return cleaned.strip("-_") or "avatars"
@@ -523,7 +533,7 @@ class Workspace:
         if env.emulator and not env.url:
             from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
 
-            db = self.project.root / ".avatarsync" / "emulator" / f"{env.name}.sqlite"
+            db = _emulator_db(self.project.root, env.name)
             db.parent.mkdir(parents=True, exist_ok=True)
             server = EmulatorServer(EmulatorConfig(db=str(db))).start()
             self._stack.callback(server.stop)
@@ -881,6 +891,22 @@ class Workspace:
             client=self.env.client,
         )
         store.save(state)
+        if self.env.emulator and not self.env.url:
+            # The embedded emulator's organisation lives in this project's
+            # folder: the exported project gets a copy, or its first plan
+            # would start a new, empty emulator and plan to create everything.
+            _copy_sqlite(
+                _emulator_db(self.project.root, self.env.name),
+                _emulator_db(out_dir, self.env.name),
+            )
+            result.notes.append(
+                f"copied the embedded emulator's organisation of {self.env.name!r} into "
+                f"{_emulator_db(out_dir, self.env.name)}"
+            )
+        gitignore = out_dir / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text(_GITIGNORE, encoding="utf-8")
+            result.files[".gitignore"] = _GITIGNORE
         return result
 
     # -- import ------------------------------------------------------------

@@ -103,6 +103,20 @@ class Address(NamedTuple):
             raise ValueError(f"expected Kind/key, got {text!r}")
         return cls(kind, key)
 
+    @classmethod
+    def parse_kind_any_case(cls, text: str) -> Address:
+        """`Kind/key` as people type it on a command line: the kind in any case
+        (`character/tommy`), the key exactly. ValueError names the kinds."""
+        address = cls.parse(text)
+        kinds = {kind.value.lower(): kind.value for kind in Kind}
+        kind = kinds.get(address.kind.lower())
+        if kind is None:
+            raise ValueError(
+                f"unknown kind '{address.kind}' in '{text}'; expected one of: "
+                + ", ".join(k.value for k in Kind)
+            )
+        return cls(kind, address.key)
+
 
 class Position(NamedTuple):
     """Where a value was written: 1-based line and column. (A named tuple: the

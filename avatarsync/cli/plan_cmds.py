@@ -52,9 +52,9 @@ def _addresses(values: tuple[str, ...], option: str) -> tuple[Address, ...]:
     out = []
     for value in values:
         try:
-            out.append(Address.parse(value))
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not Kind/key", param_hint=option) from None
+            out.append(Address.parse_kind_any_case(value))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
     return tuple(out)
 
 

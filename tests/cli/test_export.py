@@ -78,3 +78,18 @@ def test_export_then_plan_shows_no_changes(project, tmp_path):
 
     again = project.cli("export", "--env", "test", "--out", str(out))
     assert again.code == 1 and "would overwrite" in again.err
+
+
+def test_export_of_the_embedded_emulator_keeps_its_organisation(cli, tmp_path):
+    source = tmp_path / "source"
+    assert cli("-C", str(source), "init").code == 0
+    assert cli("-C", str(source), "apply", "--env", "local", "--yes").code == 0
+    out = tmp_path / "exported"
+    exported = cli("-C", str(source), "export", "--env", "local", "--out", str(out))
+    assert exported.code == 0, exported.err
+    assert f"Next: avatarsync -C {out} plan --env local" in exported.err
+    assert ".avatarsync/" in (out / ".gitignore").read_text()
+    # The suggested next step plans against the same organisation: nothing to do.
+    replanned = cli("-C", str(out), "plan", "--env", "local", "--detailed-exitcode")
+    assert replanned.code == 0, replanned.out + replanned.err
+    assert "No changes" in replanned.out

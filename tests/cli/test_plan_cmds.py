@@ -326,3 +326,13 @@ def test_lost_state_then_an_edited_shared_brain_plans_an_update_not_a_create(tmp
     plan = json.loads(result.out)
     assert changed(plan) == {"Brain/acme-assistant": "update"}
     assert all(c["adopt"] for c in plan["changes"])  # everything else: found, not created
+
+
+def test_target_takes_the_kind_in_any_case_like_render(project):
+    result = project.cli("plan", "--env", "test", "--target", "character/sally", "--json")
+    assert result.code == 0, result.text
+    planned = {c["address"] for c in json.loads(result.out)["changes"]}
+    assert planned == {"Character/sally", "Brain/sally.brain", "Voice/warm"}
+    unknown = project.cli("plan", "--env", "test", "--target", "robot/x")
+    assert unknown.code == 1
+    assert "unknown kind 'robot' in 'robot/x'; expected one of: Face, Voice" in unknown.err
