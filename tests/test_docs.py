@@ -87,7 +87,7 @@ def _blocks() -> list[tuple[str, int, str]]:
 
 def _script(block: str) -> tuple[str, list[str]]:
     """The block as a bash script that stops at the first command exiting 1."""
-    lines, ran = ["cd \"$DOCTEST_SANDBOX\""], []
+    lines, ran = ['cd "$DOCTEST_SANDBOX"'], []
     for raw in block.splitlines():
         line = raw.split("  #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
         if not line:

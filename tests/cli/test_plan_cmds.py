@@ -336,3 +336,26 @@ def test_target_takes_the_kind_in_any_case_like_render(project):
     unknown = project.cli("plan", "--env", "test", "--target", "robot/x")
     assert unknown.code == 1
     assert "unknown kind 'robot' in 'robot/x'; expected one of: Face, Voice" in unknown.err
+
+
+def test_a_connection_error_names_the_environment_and_url(project):
+    config = project.root / "avatarsync.yaml"
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens
+    config.write_text(config.read_text().replace(project.server.url, dead))
+    result = project.cli("plan", "--env", "test")
+    assert result.code == 1
+    assert f"cannot reach environment 'test' at {dead}: check its `url` in avatarsync.yaml" in (
+        result.err
+    )
+    assert "retrying in" in result.err  # each retry was visible as it happened
+
+
+def test_a_missing_key_names_the_variable_and_every_file_looked_in(project):
+    project.key = ""
+    result = project.cli("plan", "--env", "test")
+    assert result.code == 1
+    root = project.root.resolve()
+    assert (
+        "environment 'test' needs an API key in E2E_EQUOS_KEY: it is not set in the process "
+        f"environment, nor in {root / '.env.test'}, {root / '.env'}"
+    ) in result.err
