@@ -61,7 +61,7 @@ def export(p: E2EProject, tmp_path: Path, *args: str) -> tuple[Path, dict]:
 
 
 def test_export_validates_against_its_schema_and_is_stable(applied: E2EProject, tmp_path: Path):
-    out, document = export(applied, tmp_path)
+    _out, document = export(applied, tmp_path)
     schema = json.loads((SCHEMAS / "presets-export.schema.json").read_text())
     jsonschema.validate(document, schema)
     state = json.loads(applied.state_file.read_text())

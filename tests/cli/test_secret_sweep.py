@@ -268,9 +268,12 @@ def test_session_tokens_and_the_key_appear_only_with_show_tokens(
     files = [f.read_text() for f in (p.root / ".avatarsync").rglob("*.json")]
     assert [t for t in tokens.values() if any(t in text for text in files)] == []
     assert leaks([shown.text], p.root) == []
-    assert json.loads(exported.read_text())["presets"]["vip-call"]["context"]["character"][
-        "displayName"
-    ] == "VIP"  # the character's context is exported, its secret field is not
+    assert (
+        json.loads(exported.read_text())["presets"]["vip-call"]["context"]["character"][
+            "displayName"
+        ]
+        == "VIP"
+    )  # the character's context is exported, its secret field is not
 
 
 def test_presets_export_refuses_a_preset_holding_a_secret(secret_project: E2EProject):
