@@ -51,7 +51,7 @@ from avatarsync.conversations.sessions import (
     StartedSession,
     get_conversation,
     list_conversations,
-    start_conversation,
+    start_conversation_or_undo,
     stop_conversation,
 )
 from avatarsync.conversations.smoke import SmokeReport, guard_signals, run_smoke
@@ -895,7 +895,7 @@ class Workspace:
     ) -> StartedSession:
         spec = self.session_spec(preset, values, options)
         async with self._connected() as client:
-            return await start_conversation(client, spec)
+            return await start_conversation_or_undo(client, spec)
 
     def stop_session(self, conversation_id: str) -> Conversation:
         """Stop a conversation; one already ended is read back, not an error."""

@@ -151,7 +151,11 @@ def start(
     project = open_project(obj)
     values = _values(assignments, values_file)
     options = _options(name, max_seconds, consumer, remote_agent, host_url, host_token_env)
-    with progress(obj) as display, Workspace(project, env_name, on_event=display) as ws:
+    # resolve_first=False: the session resolves (and checks every input) itself.
+    with (
+        progress(obj) as display,
+        Workspace(project, env_name, on_event=display, resolve_first=False) as ws,
+    ):
         started = ws.start_session(preset, values, options)
     render = render_started_json if as_json else render_started_text
     click.echo(render(started, env_name, preset, show_tokens=show_tokens), nl=False)
@@ -256,7 +260,10 @@ def smoke(
     def on_signal(signal_name: str) -> None:
         click.echo(f"{signal_name}: stopping the conversation before exiting…", err=True)
 
-    with progress(obj) as display, Workspace(project, env_name, on_event=display) as ws:
+    with (
+        progress(obj) as display,
+        Workspace(project, env_name, on_event=display, resolve_first=False) as ws,
+    ):
         try:
             report = ws.smoke(preset, values, options, timeout=timeout, on_signal=on_signal)
         except Interrupted as exc:

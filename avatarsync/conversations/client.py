@@ -26,7 +26,7 @@ from avatarsync.conversations.sessions import (
     StartedSession,
     get_conversation,
     list_conversations,
-    start_conversation,
+    start_conversation_or_undo,
     stop_conversation,
 )
 from avatarsync.providers.equos import EquosClient
@@ -58,7 +58,7 @@ class SessionClient:
 
     async def start_async(self, spec: SessionSpec) -> StartedSession:
         async with self._client() as client:
-            return await start_conversation(client, spec)
+            return await start_conversation_or_undo(client, spec)
 
     async def stop_async(self, conversation_id: str) -> Conversation:
         async with self._client() as client:

@@ -10,6 +10,8 @@ treats "already ended" as done, so that a stop on every exit path is safe.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,7 @@ __all__ = [
     "get_conversation",
     "list_conversations",
     "start_conversation",
+    "start_conversation_or_undo",
     "stop_conversation",
 ]
 
@@ -213,6 +216,23 @@ async def start_conversation(client: EquosClient, spec: SessionSpec) -> StartedS
         _secret(answer.get("remoteAgentAccessToken")),
         _secret(answer.get("consumerAccessToken")),
     )
+
+
+async def start_conversation_or_undo(
+    client: EquosClient, spec: SessionSpec, grace: float = 30.0
+) -> StartedSession:
+    """`start_conversation`, for callers that may be cancelled (Ctrl-C, a
+    client that hung up): a cancellation while the answer is on its way
+    waits for it (up to `grace` seconds) and stops the conversation it
+    started before going on, so no cancelled start leaves one running."""
+    task = asyncio.ensure_future(start_conversation(client, spec))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            started = await asyncio.wait_for(asyncio.shield(task), grace)
+            await stop_conversation(client, started.conversation.id)
+        raise
 
 
 async def stop_conversation(client: EquosClient, conversation_id: str) -> Conversation:

@@ -297,3 +297,42 @@ def test_a_signal_during_the_check_still_stops_the_conversation(applied: E2EProj
     assert f"{sig.name}: stopping the conversation before exiting" in err
     assert "was stopped" in err
     assert open_conversations(p) == 0
+
+
+def test_a_signal_while_the_start_is_on_its_way_still_stops_what_it_started(
+    applied: E2EProject,
+):
+    p = applied
+    set_faults(p, latencyMs=2000)
+    proc = p.popen("session", "smoke", "tommy-support", "--env", "test", "--var", "customer_name=X")
+    deadline = time.monotonic() + 30
+    while stats(p)["inFlight"] == 0:  # the start's POST is at the emulator, not answered yet
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert open_conversations(p) == 0 and conversation_posts(p) == 0
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "was stopped" in err
+    requests = stats(p)["requests"]
+    assert requests["POST /v3/conversations"] == 1
+    assert requests["POST /v3/conversations/{id}/stop"] == 1
+    assert open_conversations(p) == 0
+
+
+def test_an_interrupted_start_leaves_no_conversation_running(applied: E2EProject):
+    p = applied
+    set_faults(p, latencyMs=2000)
+    proc = p.popen("session", "start", "tommy-support", "--env", "test", "--var", "customer_name=X")
+    deadline = time.monotonic() + 30
+    while stats(p)["inFlight"] == 0:  # the POST is at the emulator, not answered yet
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Interrupted." in err
+    assert stats(p)["requests"]["POST /v3/conversations/{id}/stop"] == 1
+    assert open_conversations(p) == 0
