@@ -102,7 +102,7 @@ def check_inputs(preset: Preset, templates: Mapping[str, tuple[str, Any]]) -> li
             )
         if declared.required and declared.default is not None:
             found.append(
-                _at(at, f"inputs.{name}: a required input has no default (drop one of the two)")
+                _at(at, f"inputs.{name} is required and has a default: drop one of the two")
             )
     used: set[str] = set()
     for var_name, (template, locate) in templates.items():

@@ -167,9 +167,9 @@ def test_maxseconds_bounds_and_promptctx_size_are_validated_with_place(sessions:
     result = sessions.cli("validate")
     assert result.code == 1
     assert "characters/presets.yaml:5:15:" in result.err  # maxSeconds
-    assert "less than or equal to 86400" in result.err
+    assert "maxSeconds must be at most 86400, not 100000" in result.err
     assert "characters/presets.yaml:6:14:" in result.err  # promptCtx
-    assert "16000" in result.err
+    assert "promptCtx must be at most 16000 characters, not 16001" in result.err
 
 
 def test_inputs_lint_declared_unused_and_used_undeclared(sessions: E2EProject):
