@@ -220,7 +220,8 @@ def export_presets(
         reads: set[str] = set()
         env_names: set[str] = set()
         for name, template in preset.prompt_template_vars.items():
-            caller = list(input_names_used(_checked(template, key, name)))
+            # Resolving ran validate's checks: every template parses.
+            caller = list(input_names_used(template))
             if not caller:
                 templates[name] = {
                     "value": render_project_preset_var(project, resolution, key, name)
@@ -272,16 +273,6 @@ def render_project_preset_var(
             f"ConversationPreset '{preset_key}' promptTemplateVars.{var_name}: "
             f"{failure.describe(resolution.environment.name)}"
         ) from None
-
-
-def _checked(template: str, preset_key: str, var_name: str) -> str:
-    try:
-        template_names(template)
-    except TemplateFailure as failure:
-        raise SessionError(
-            f"ConversationPreset '{preset_key}' promptTemplateVars.{var_name}: {failure.describe()}"
-        ) from None
-    return template
 
 
 def export_schema_text() -> str:
