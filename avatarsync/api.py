@@ -898,11 +898,20 @@ class Workspace:
             return await start_conversation_or_undo(client, spec)
 
     def stop_session(self, conversation_id: str) -> Conversation:
-        """Stop a conversation; one already ended is read back, not an error."""
+        """Stop a conversation of this environment (its `client`: nothing else
+        in the organisation is touched); one already ended is read back."""
         return asyncio.run(_interruptible(self.stop_session_async(conversation_id)))
 
     async def stop_session_async(self, conversation_id: str) -> Conversation:
         async with self._connected() as client:
+            current = await get_conversation(client, conversation_id)
+            if current.client != self.env.client:
+                raise SessionError(
+                    f"conversation {conversation_id} is not environment {self.env.name!r}'s "
+                    f"(its client is {current.client!r}, not {self.env.client!r}): not stopped"
+                )
+            if not current.running:
+                return current
             return await stop_conversation(client, conversation_id)
 
     def get_session(self, conversation_id: str) -> Conversation:

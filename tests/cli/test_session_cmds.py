@@ -228,6 +228,12 @@ def test_stop_get_and_list_only_this_environments_conversations(applied: E2EProj
     got = json.loads(p.cli("session", "get", ids[0], "--env", "test", "--json").out)
     assert set(got["conversation"]) >= {"id", "status", "transcript", "timeline", "characterId"}
 
+    refused = p.cli("session", "stop", other, "--env", "test")
+    assert refused.code == 1
+    assert "its client is 'someone-else', not 'acme-e2e'): not stopped" in refused.err
+    with p.http() as http:
+        assert http.get(f"/v3/conversations/{other}").json()["status"] == "running"
+
     missing = p.cli("session", "get", "conv_nope", "--env", "test")
     assert missing.code == 1
     assert "no conversation 'conv_nope'" in missing.err
@@ -336,3 +342,22 @@ def test_an_interrupted_start_leaves_no_conversation_running(applied: E2EProject
     assert "Interrupted." in err
     assert stats(p)["requests"]["POST /v3/conversations/{id}/stop"] == 1
     assert open_conversations(p) == 0
+
+
+def test_stopping_an_ended_conversation_is_done_even_when_the_platform_answers_400(
+    applied: E2EProject,
+):
+    import avatarsync
+
+    p = applied
+    result = p.cli(
+        "session", "start", "tommy-support", "--env", "test", "--var", "customer_name=A", "--json"
+    )
+    conversation_id = json.loads(result.out)["conversation"]["id"]
+    sessions = avatarsync.SessionClient(p.server.url, p.key)
+    assert sessions.stop(conversation_id).status == "ended"
+    set_faults(p, stopEndedAs=400)
+    assert sessions.stop(conversation_id).status == "ended"  # a 400, read back: ended
+    assert stats(p)["requests"]["POST /v3/conversations/{id}/stop"] == 2
+    with pytest.raises(avatarsync.SessionError, match="no conversation 'conv_nope'"):
+        sessions.stop("conv_nope")
