@@ -167,7 +167,7 @@ def start(
 @click.option("--json", "as_json", is_flag=True, help="Print the conversation as JSON.")
 @click.pass_obj
 def stop(obj: CliContext, conversation_id: str, env_name: str, as_json: bool) -> None:
-    """Stop conversation ID (one that has already ended is not an error)."""
+    """Stop conversation ID of ENV (its `client`); one already ended is not an error."""
     from avatarsync import Workspace
 
     project = open_project(obj)
