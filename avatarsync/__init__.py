@@ -14,17 +14,25 @@ from avatarsync._version import __version__
 
 if TYPE_CHECKING:
     from avatarsync.api import (
+        Conversation,
         EnvironmentDiff,
+        ExportedPresets,
         FieldDifference,
         ImportReport,
         PlanOptions,
         PlanRun,
+        SessionOptions,
+        SessionSpec,
+        SmokeReport,
+        StartedSession,
         Workspace,
         check_promotion,
         check_schemas,
         diff_environments,
+        export_presets,
         init_project,
         load_plan_file,
+        load_presets_file,
         load_project,
         load_values,
         parse_assignments,
@@ -36,6 +44,8 @@ if TYPE_CHECKING:
         validate,
         write_schemas,
     )
+    from avatarsync.conversations.client import SessionClient
+    from avatarsync.conversations.sessions import HostRoom, Participant
     from avatarsync.errors import (
         ApiError,
         AvatarsyncError,
@@ -63,17 +73,21 @@ __all__ = [
     "ApplyReport",
     "AvatarsyncError",
     "Change",
+    "Conversation",
     "DesiredState",
     "Diagnostic",
     "Environment",
     "EnvironmentDiff",
+    "ExportedPresets",
     "FieldChange",
     "FieldDifference",
+    "HostRoom",
     "ImportReport",
     "Kind",
     "LockError",
     "ManifestError",
     "Outcome",
+    "Participant",
     "Plan",
     "PlanError",
     "PlanOptions",
@@ -82,8 +96,13 @@ __all__ = [
     "ProjectError",
     "PromotionError",
     "Secret",
+    "SessionClient",
     "SessionError",
+    "SessionOptions",
+    "SessionSpec",
+    "SmokeReport",
     "StalePlanError",
+    "StartedSession",
     "StateError",
     "UnsafePlanError",
     "Workspace",
@@ -91,8 +110,10 @@ __all__ = [
     "check_promotion",
     "check_schemas",
     "diff_environments",
+    "export_presets",
     "init_project",
     "load_plan_file",
+    "load_presets_file",
     "load_project",
     "load_values",
     "parse_assignments",
@@ -108,15 +129,18 @@ __all__ = [
 # Where each public name lives; `__getattr__` imports it on first use.
 _HOMES = {
     "avatarsync.api": (
-        "EnvironmentDiff FieldDifference ImportReport PlanOptions PlanRun Workspace "
-        "check_promotion check_schemas diff_environments init_project load_plan_file "
-        "load_project load_values parse_assignments render render_preset resolve "
+        "Conversation EnvironmentDiff ExportedPresets FieldDifference ImportReport PlanOptions "
+        "PlanRun SessionOptions SessionSpec SmokeReport StartedSession Workspace "
+        "check_promotion check_schemas diff_environments export_presets init_project "
+        "load_plan_file load_presets_file load_project load_values parse_assignments render render_preset resolve "
         "save_plan_file schema_files validate write_schemas"
     ),
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "
         "PromotionError SessionError StalePlanError StateError UnsafePlanError"
     ),
+    "avatarsync.conversations.client": "SessionClient",
+    "avatarsync.conversations.sessions": "HostRoom Participant",
     "avatarsync.manifests.project": "Environment Project",
     "avatarsync.planning.plan": "Action Change FieldChange Plan",
     "avatarsync.planning.report": "ApplyReport Outcome",

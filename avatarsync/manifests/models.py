@@ -24,6 +24,8 @@ from avatarsync.resources import KEY_PATTERN, Kind
 __all__ = [
     "DOCUMENT_MODELS",
     "ENV_NAME_PATTERN",
+    "MAX_SESSION_SECONDS",
+    "PROMPT_CTX_MAX_CHARS",
     "SPEC_MODELS",
     "BrainSpec",
     "CharacterSpec",
@@ -33,6 +35,7 @@ __all__ = [
     "EnvironmentModel",
     "FaceSpec",
     "KnowledgeBaseSpec",
+    "PresetInputSpec",
     "ProjectModel",
     "VoiceSpec",
 ]
@@ -157,15 +160,37 @@ class CharacterSpec(_Model):
     elevenlabs_agent_id: str | None = None
 
 
+# The platform refuses longer conversations (and the emulator with it).
+MAX_SESSION_SECONDS = 86_400
+# avatarsync's own bound: promptCtx travels with every conversation start.
+PROMPT_CTX_MAX_CHARS = 16_000
+
+
+class PresetInputSpec(_Model):
+    """A value the caller of a session supplies (`--var`, an app backend)."""
+
+    required: bool = Field(False, description="The caller must pass it (no default).")
+    default: str | None = Field(None, description="Used when the caller does not pass it.")
+    description: str | None = Field(None, description="What the caller should pass.")
+
+
+InputName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class ConversationPresetSpec(_Model):
     """A session recipe (not an API resource): which character, and its prompt vars."""
 
     character: str = Field(description="Key of a Character.")
-    max_seconds: int | None = Field(None, gt=0)
-    prompt_ctx: str | None = None
+    max_seconds: int | None = Field(None, gt=0, le=MAX_SESSION_SECONDS)
+    prompt_ctx: str | None = Field(None, max_length=PROMPT_CTX_MAX_CHARS)
+    inputs: dict[InputName, PresetInputSpec] | None = Field(
+        None,
+        description="What the caller supplies; templates use these names directly. "
+        "Declared, the caller may pass nothing else.",
+    )
     prompt_template_vars: dict[str, str] = Field(
         default_factory=dict,
-        description="jinja2 templates; context: vars, env, character and caller values.",
+        description="jinja2 templates; context: vars, env, character and the inputs.",
     )
 
 
