@@ -25,6 +25,7 @@ HOMES: dict[str, tuple[str, ...]] = {
     "filelock": ("state/",),
     "rich": ("output/progress.py",),
     "dotenv": ("manifests/project.py",),
+    "psycopg": ("state/postgres.py",),
 }
 
 
