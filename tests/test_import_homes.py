@@ -26,6 +26,8 @@ HOMES: dict[str, tuple[str, ...]] = {
     "rich": ("output/progress.py",),
     "dotenv": ("manifests/project.py",),
     "psycopg": ("state/postgres.py",),
+    "boto3": ("state/s3.py",),
+    "botocore": ("state/s3.py",),
 }
 
 

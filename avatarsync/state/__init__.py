@@ -3,6 +3,8 @@
     model     State, ResourceState, StateOp: the data, validated on load
     file      FileStateStore: a JSON file + journal + fcntl lock (the default)
     postgres  PostgresStateStore: a row per resource + an advisory lock (psycopg)
+    s3        S3StateStore: an object + per-call journal objects + a lock
+              object made by a conditional write (boto3)
 
 The shared backends import their driver only when an environment uses them.
 
@@ -80,6 +82,26 @@ def open_settings(project: Project, env: Environment, settings: StateSettings) -
             schema=settings.schema,
         )
     if settings.backend == "s3":
-        raise ProjectError(f"environment {env.name!r}: the s3 state backend is not available yet")
+        from avatarsync.state.s3 import S3StateStore
+
+        assert settings.bucket is not None and settings.key is not None
+        return S3StateStore(
+            bucket=settings.bucket,
+            key=settings.key,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            environment=env.name,
+            client=env.client,
+            credentials={
+                name: value
+                for name in _AWS_VARIABLES
+                if (value := project.lookup_env(name, env)) is not None
+            },
+        )
     path = settings.path or env.state_path
     return FileStateStore(path, environment=env.name, client=env.client)
+
+
+# Read through the project's .env files too (like API keys); boto3 itself only
+# reads the process environment and ~/.aws.
+_AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")

@@ -17,7 +17,7 @@ from support.servers import (  # noqa: F401  (fixtures)
 from avatarsync.secret import Secret
 from avatarsync.state import FileStateStore, StateStore
 
-BACKENDS = ["file", "postgres"]
+BACKENDS = ["file", "postgres", "s3"]
 
 
 @pytest.fixture(params=BACKENDS)
