@@ -19,20 +19,28 @@ if TYPE_CHECKING:
         ImportReport,
         PlanOptions,
         PlanRun,
+        StateMigration,
         Workspace,
         check_promotion,
         check_schemas,
         diff_environments,
         init_project,
+        list_state,
         load_plan_file,
         load_project,
         load_values,
+        migrate_state,
+        move_state,
         parse_assignments,
+        remove_state,
         render,
         render_preset,
         resolve,
         save_plan_file,
         schema_files,
+        show_state,
+        state_location,
+        unlock_state,
         validate,
         write_schemas,
     )
@@ -85,6 +93,7 @@ __all__ = [
     "SessionError",
     "StalePlanError",
     "StateError",
+    "StateMigration",
     "UnsafePlanError",
     "Workspace",
     "__version__",
@@ -92,15 +101,22 @@ __all__ = [
     "check_schemas",
     "diff_environments",
     "init_project",
+    "list_state",
     "load_plan_file",
     "load_project",
     "load_values",
+    "migrate_state",
+    "move_state",
     "parse_assignments",
+    "remove_state",
     "render",
     "render_preset",
     "resolve",
     "save_plan_file",
     "schema_files",
+    "show_state",
+    "state_location",
+    "unlock_state",
     "validate",
     "write_schemas",
 ]
@@ -108,10 +124,11 @@ __all__ = [
 # Where each public name lives; `__getattr__` imports it on first use.
 _HOMES = {
     "avatarsync.api": (
-        "EnvironmentDiff FieldDifference ImportReport PlanOptions PlanRun Workspace "
-        "check_promotion check_schemas diff_environments init_project load_plan_file "
-        "load_project load_values parse_assignments render render_preset resolve "
-        "save_plan_file schema_files validate write_schemas"
+        "EnvironmentDiff FieldDifference ImportReport PlanOptions PlanRun StateMigration "
+        "Workspace check_promotion check_schemas diff_environments init_project list_state "
+        "load_plan_file load_project load_values migrate_state move_state parse_assignments "
+        "remove_state render render_preset resolve save_plan_file schema_files show_state "
+        "state_location unlock_state validate write_schemas"
     ),
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "

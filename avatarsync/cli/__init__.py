@@ -9,6 +9,7 @@ from avatarsync.cli import (  # noqa: F401  (registers)
     env_cmds,
     manifest_cmds,
     plan_cmds,
+    state_cmds,
 )
 from avatarsync.cli.app import CliContext, main, run
 
