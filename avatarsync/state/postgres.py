@@ -5,10 +5,17 @@ Terraform's `pg` backend is the anchor. Tables live in one schema
 `schema_version` (a newer version than this code knows is refused, never
 guessed at):
 
-    environments  (project, environment) -> client, lineage, serial,
+    environments  (client, environment) -> project, lineage, serial,
                   applied_plans (the last 50, jsonb), last_apply (jsonb)
-    resources     (project, environment, address) -> entry (jsonb)
-    pending       (project, environment, kind 'delete'|'create', address) -> value
+    resources     (client, environment, address) -> entry (jsonb)
+    pending       (client, environment, kind 'delete'|'create', address) -> value
+
+Rows are keyed by the environment's client tag (the ownership tag on every
+resource it creates, unique per project by design) and its name, not by
+the project's name, which defaults to the folder name and so differs
+between checkouts. A state written for another client of the same project
+and environment is still found, so a changed `client` is refused as with
+the file backend instead of planning everything anew.
 
 Apply records one `StateOp` per API call; each is one small statement (an
 upsert or a delete of one row, in autocommit), so a write costs the same at
@@ -59,30 +66,30 @@ _CONNECT_TIMEOUT = 10  # seconds, per connection attempt
 
 _TABLES = """
 CREATE TABLE {schema}.environments (
-    project text NOT NULL,
-    environment text NOT NULL,
     client text NOT NULL,
+    environment text NOT NULL,
+    project text NOT NULL,
     lineage text NOT NULL,
     serial bigint NOT NULL,
     applied_plans jsonb NOT NULL DEFAULT '[]',
     last_apply jsonb,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (project, environment)
+    PRIMARY KEY (client, environment)
 );
 CREATE TABLE {schema}.resources (
-    project text NOT NULL,
+    client text NOT NULL,
     environment text NOT NULL,
     address text NOT NULL,
     entry jsonb NOT NULL,
-    PRIMARY KEY (project, environment, address)
+    PRIMARY KEY (client, environment, address)
 );
 CREATE TABLE {schema}.pending (
-    project text NOT NULL,
+    client text NOT NULL,
     environment text NOT NULL,
     kind text NOT NULL CHECK (kind IN ('delete', 'create')),
     address text NOT NULL,
     value text NOT NULL,
-    PRIMARY KEY (project, environment, kind, address)
+    PRIMARY KEY (client, environment, kind, address)
 );
 """
 
@@ -115,7 +122,7 @@ class PostgresStateStore:
         self._schema_ready = False
         self._touched = False  # the environment row bumped for this run's records
         self._unsynced = False  # a record failed: compact must rewrite everything
-        self.lock_key = _lock_key(schema, project, environment)
+        self.lock_key = _lock_key(schema, client, environment)
 
     def describe(self) -> str:
         return f"PostgreSQL state ({self._where}, schema {self.schema})"
@@ -283,37 +290,53 @@ class PostgresStateStore:
             return State.from_dict(data)
         except StateError as exc:
             raise StateError(
-                f"{self.describe()} holds invalid state for {self.project}/{self.environment}: "
+                f"{self.describe()} holds invalid state for {self.environment!r} (client {self.client!r}): "
                 f"{exc}. Nothing was changed. Remove it with 'avatarsync state rm' or rebuild "
                 f"it with 'avatarsync import --env {self.environment}'"
             ) from None
 
     def _read(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
-        key = (self.project, self.environment)
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT client, lineage, serial, applied_plans, last_apply FROM {} "
-                    "WHERE project = %s AND environment = %s"
-                ).format(self._table("environments")),
-                key,
-            ).fetchone()
-            if row is None:
-                return None
-            resources = conn.execute(
-                sql.SQL(
-                    "SELECT address, entry FROM {} WHERE project = %s AND environment = %s"
-                ).format(self._table("resources")),
-                key,
-            ).fetchall()
-            pending = conn.execute(
-                sql.SQL(
-                    "SELECT kind, address, value FROM {} WHERE project = %s AND environment = %s"
-                ).format(self._table("pending")),
-                key,
-            ).fetchall()
-        client, lineage, serial, applied_plans, last_apply = row
+            found = self._read_rows(conn, self.client)
+            if found is None:
+                # Written for another client of this project and environment?
+                # Then that state it is, and the client check refuses it.
+                other = conn.execute(
+                    sql.SQL(
+                        "SELECT client FROM {} WHERE environment = %s AND project = %s "
+                        "AND client <> %s ORDER BY updated_at DESC LIMIT 1"
+                    ).format(self._table("environments")),
+                    (self.environment, self.project, self.client),
+                ).fetchone()
+                if other is not None:
+                    found = self._read_rows(conn, str(other[0]))
+        return found
+
+    def _read_rows(self, conn: psycopg.Connection[Any], client: str) -> dict[str, Any] | None:
+        key = (client, self.environment)
+        row = conn.execute(
+            sql.SQL(
+                "SELECT lineage, serial, applied_plans, last_apply FROM {} "
+                "WHERE client = %s AND environment = %s"
+            ).format(self._table("environments")),
+            key,
+        ).fetchone()
+        if row is None:
+            return None
+        resources = conn.execute(
+            sql.SQL("SELECT address, entry FROM {} WHERE client = %s AND environment = %s").format(
+                self._table("resources")
+            ),
+            key,
+        ).fetchall()
+        pending = conn.execute(
+            sql.SQL(
+                "SELECT kind, address, value FROM {} WHERE client = %s AND environment = %s"
+            ).format(self._table("pending")),
+            key,
+        ).fetchall()
+        lineage, serial, applied_plans, last_apply = row
         return {
             "version": STATE_VERSION,
             "environment": self.environment,
@@ -344,22 +367,22 @@ class PostgresStateStore:
             # state moved (a plan saved before this run is stale now).
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {} AS e (project, environment, client, lineage, serial) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, environment) "
+                    "INSERT INTO {} AS e (client, environment, project, lineage, serial) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (client, environment) "
                     "DO UPDATE SET serial = e.serial + 1, updated_at = now()"
                 ).format(self._table("environments")),
-                (self.project, self.environment, state.client, state.lineage, state.serial + 1),
+                (self.client, self.environment, self.project, state.lineage, state.serial + 1),
             )
             self._touched = True
-        key = (self.project, self.environment)
+        key = (self.client, self.environment)
         address = str(op.address) if op.address is not None else None
         match op.kind:
             case "put":
                 assert op.entry is not None
                 conn.execute(
                     sql.SQL(
-                        "INSERT INTO {} (project, environment, address, entry) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (project, environment, address) "
+                        "INSERT INTO {} (client, environment, address, entry) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (client, environment, address) "
                         "DO UPDATE SET entry = EXCLUDED.entry"
                     ).format(self._table("resources")),
                     (*key, address, Jsonb(op.entry.to_dict())),
@@ -367,16 +390,16 @@ class PostgresStateStore:
             case "drop":
                 conn.execute(
                     sql.SQL(
-                        "DELETE FROM {} WHERE project = %s AND environment = %s AND address = %s"
+                        "DELETE FROM {} WHERE client = %s AND environment = %s AND address = %s"
                     ).format(self._table("resources")),
                     (*key, address),
                 )
             case "pending-delete" | "pending-create":
                 conn.execute(
                     sql.SQL(
-                        "INSERT INTO {} (project, environment, kind, address, value) "
+                        "INSERT INTO {} (client, environment, kind, address, value) "
                         "VALUES (%s, %s, %s, %s, %s) "
-                        "ON CONFLICT (project, environment, kind, address) "
+                        "ON CONFLICT (client, environment, kind, address) "
                         "DO UPDATE SET value = EXCLUDED.value"
                     ).format(self._table("pending")),
                     (*key, op.kind.removeprefix("pending-"), address, op.value),
@@ -385,7 +408,7 @@ class PostgresStateStore:
                 # Like StateOp.apply: a pending delete is cleared only for the id it names.
                 conn.execute(
                     sql.SQL(
-                        "DELETE FROM {} WHERE project = %s AND environment = %s AND kind = %s "
+                        "DELETE FROM {} WHERE client = %s AND environment = %s AND kind = %s "
                         "AND address = %s AND (%s::text IS NULL OR value = %s::text)"
                     ).format(self._table("pending")),
                     (
@@ -401,7 +424,7 @@ class PostgresStateStore:
                 conn.execute(
                     sql.SQL(
                         "UPDATE {} SET applied_plans = %s, last_apply = %s, updated_at = now() "
-                        "WHERE project = %s AND environment = %s"
+                        "WHERE client = %s AND environment = %s"
                     ).format(self._table("environments")),
                     (Jsonb(state.applied_plans[-50:]), _jsonb(state.last_apply), *key),
                 )
@@ -425,16 +448,15 @@ class PostgresStateStore:
         self._run(
             lambda conn: conn.execute(
                 sql.SQL(
-                    "UPDATE {} SET serial = %s, client = %s, lineage = %s, applied_plans = %s, "
-                    "last_apply = %s, updated_at = now() WHERE project = %s AND environment = %s"
+                    "UPDATE {} SET serial = %s, lineage = %s, applied_plans = %s, "
+                    "last_apply = %s, updated_at = now() WHERE client = %s AND environment = %s"
                 ).format(self._table("environments")),
                 (
                     state.serial,
-                    state.client,
                     state.lineage,
                     Jsonb(state.applied_plans[-50:]),
                     _jsonb(state.last_apply),
-                    self.project,
+                    self.client,
                     self.environment,
                 ),
             )
@@ -442,20 +464,20 @@ class PostgresStateStore:
         self._touched = False
 
     def _write_all(self, conn: psycopg.Connection[Any], state: State) -> None:
-        key = (self.project, self.environment)
+        key = (self.client, self.environment)
         with conn.transaction():
             conn.execute(
                 sql.SQL(
-                    "INSERT INTO {} AS e (project, environment, client, lineage, serial, "
+                    "INSERT INTO {} AS e (client, environment, project, lineage, serial, "
                     "applied_plans, last_apply) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (project, environment) DO UPDATE SET client = EXCLUDED.client, "
+                    "ON CONFLICT (client, environment) DO UPDATE SET project = EXCLUDED.project, "
                     "lineage = EXCLUDED.lineage, serial = EXCLUDED.serial, "
                     "applied_plans = EXCLUDED.applied_plans, last_apply = EXCLUDED.last_apply, "
                     "updated_at = now()"
                 ).format(self._table("environments")),
                 (
                     *key,
-                    state.client,
+                    self.project,
                     state.lineage,
                     state.serial,
                     Jsonb(state.applied_plans[-50:]),
@@ -464,13 +486,13 @@ class PostgresStateStore:
             )
             for table in ("resources", "pending"):
                 conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE project = %s AND environment = %s").format(
+                    sql.SQL("DELETE FROM {} WHERE client = %s AND environment = %s").format(
                         self._table(table)
                     ),
                     key,
                 )
             with conn.cursor().copy(
-                sql.SQL("COPY {} (project, environment, address, entry) FROM STDIN").format(
+                sql.SQL("COPY {} (client, environment, address, entry) FROM STDIN").format(
                     self._table("resources")
                 )
             ) as copy:
@@ -482,7 +504,7 @@ class PostgresStateStore:
             if pending:
                 conn.cursor().executemany(
                     sql.SQL(
-                        "INSERT INTO {} (project, environment, kind, address, value) "
+                        "INSERT INTO {} (client, environment, kind, address, value) "
                         "VALUES (%s, %s, %s, %s, %s)"
                     ).format(self._table("pending")),
                     pending,

@@ -1,5 +1,5 @@
-"""Fixtures of the state tests: real PostgreSQL and S3 stand-in servers, and a
-factory of stores of one environment on each backend."""
+"""Fixtures of the state tests: stores of one environment on each backend (the
+PostgreSQL and S3 stand-in servers are the root conftest's)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.servers import (  # noqa: F401  (fixtures)
-    moto_server,
-    postgres_server,
-    postgres_url,
-    s3_bucket,
-)
 
 from avatarsync.secret import Secret
 from avatarsync.state import FileStateStore, StateStore

@@ -54,7 +54,7 @@ def test_first_use_creates_a_versioned_schema_with_a_row_per_resource(postgres_u
             (SCHEMA_VERSION,)
         ]
         rows = conn.execute(
-            "SELECT project, environment, address, entry->>'id' FROM avatarsync.resources "
+            "SELECT client, environment, address, entry->>'id' FROM avatarsync.resources "
             "ORDER BY address"
         ).fetchall()
     assert rows == [("acme", "test", f"Voice/v{n}", f"vo_{n}") for n in range(3)]
@@ -68,6 +68,35 @@ def test_environments_and_schemas_do_not_share_rows(postgres_url) -> None:
     assert load(postgres_url).resources == {BRAIN: ResourceState("br_1")}
     for s in (a, b, c):
         s.close()
+
+
+def test_the_rows_are_the_clients_so_another_folder_name_finds_them(postgres_url) -> None:
+    # The project name defaults to the folder name: a checkout elsewhere has another.
+    s = store(postgres_url)
+    state = s.load()
+    s.record(state, StateOp("put", BRAIN, entry=ResourceState("br_1")))
+    s.close()
+    other = PostgresStateStore(
+        Secret(postgres_url),
+        url_env="PGURL",
+        project="checkout2",
+        environment="test",
+        client="acme",
+    )
+    assert other.load().resources == {BRAIN: ResourceState("br_1")}
+    other.close()
+    # Another client of the same project: that state is found, with its client,
+    # so the workspace refuses a changed client instead of planning everything anew.
+    moved = PostgresStateStore(
+        Secret(postgres_url),
+        url_env="PGURL",
+        project="acme",
+        environment="test",
+        client="acme-new",
+    )
+    found = moved.load()
+    moved.close()
+    assert found.client == "acme" and BRAIN in found.resources
 
 
 def test_a_newer_schema_version_is_refused_with_a_clear_error(postgres_url) -> None:
