@@ -12,7 +12,7 @@ compacted by the next apply, under the lock.
 
 The lock is an fcntl lock (filelock), released by the kernel when the holder
 dies, so `kill -9` leaves no stale lock. It only spans one machine: teams
-whose CI runs on many use a shared backend (docs/plan-apply.md).
+whose CI runs on many use a shared backend (docs/state.md).
 """
 
 from __future__ import annotations
