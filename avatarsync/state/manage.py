@@ -105,7 +105,8 @@ def copy_state(source: StateStore, target: StateStore) -> State:
         )
     existing = target.load()
     holds = existing.resources or existing.last_apply is not None or existing.pending_creates
-    if holds and (existing.lineage != state.lineage or existing.serial > state.serial):
+    # A copy is written one serial up: a target above that moved on since.
+    if holds and (existing.lineage != state.lineage or existing.serial > state.serial + 1):
         raise StateError(
             f"{target.describe()} already holds state for {state.environment!r} "
             f"({len(existing.resources)} resources, lineage {existing.lineage}, serial "
@@ -134,6 +135,11 @@ def parse_location(text: str, root: Path, environment: str) -> StateSettings:
         path = Path(relative)
         return StateSettings("file", path=path if path.is_absolute() else root / path)
     if text.startswith("postgres:"):
+        if "@" in text or "//" in text:  # a URI with a password: never echoed
+            raise ProjectError(
+                "state location postgres:…: name the variable that holds the URI "
+                "(postgres:VARIABLE[:SCHEMA]), never the URI itself"
+            )
         variable, _, schema = text.removeprefix("postgres:").partition(":")
         if not _VARIABLE.match(variable):
             raise bad(f"{variable!r} is not a variable name (the URI itself never goes here)")

@@ -154,20 +154,21 @@ class PostgresStateStore:
             text = text.replace(self._password, "***")
         return text
 
-    def _data(self) -> psycopg.Connection[Any]:
+    def _data(self, *, writes: bool) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect("state")
-            if not self._schema_ready:
-                self._ensure_schema(self._conn)
+        if writes and not self._schema_ready:
+            self._ensure_schema(self._conn)
         return self._conn
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
-        """`work` on the data connection; after a lost connection (a restarted
-        server), once more on a new one: every caller's work is idempotent."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, writes: bool = True) -> T:
+        """`work` on the data connection (the tables created first if it
+        `writes`); after a lost connection (a restarted server), once more on a
+        new one: every caller's work is idempotent."""
         try:
-            return work(self._data())
+            return work(self._data(writes=writes))
         except psycopg.Error as exc:
-            if not retry or not _connection_lost(self._conn):
+            if not _connection_lost(self._conn):
                 raise self._connection_error(exc) from None
             first = exc
         self._drop(self._conn)
@@ -175,7 +176,7 @@ class PostgresStateStore:
         deadline = time.monotonic() + _RECONNECT_FOR
         while True:
             try:
-                conn = self._data()
+                conn = self._data(writes=writes)
                 break
             except StateError:
                 if time.monotonic() >= deadline:
@@ -249,11 +250,7 @@ class PostgresStateStore:
                             (SCHEMA_VERSION,),
                         )
                     elif version > SCHEMA_VERSION:
-                        raise StateError(
-                            f"{self.describe()}: the tables are at schema version {version}, "
-                            f"newer than this avatarsync knows ({SCHEMA_VERSION}); upgrade "
-                            "avatarsync (every runner sharing this database must)"
-                        )
+                        raise self._too_new(version)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise StateError(
                 f"{self.describe()}: the role in {self.url_env} may not create the schema "
@@ -261,6 +258,13 @@ class PostgresStateStore:
                 "create them with a role that may, or grant CREATE on the database"
             ) from None
         self._schema_ready = True
+
+    def _too_new(self, version: int) -> StateError:
+        return StateError(
+            f"{self.describe()}: the tables are at schema version {version}, newer than this "
+            f"avatarsync knows ({SCHEMA_VERSION}); upgrade avatarsync (every runner sharing "
+            "this database must)"
+        )
 
     def _schema_version(self, conn: psycopg.Connection[Any]) -> int | None:
         row = conn.execute(
@@ -283,7 +287,7 @@ class PostgresStateStore:
 
     def load(self) -> State:
         """The environment's state, read in one consistent snapshot."""
-        data = self._run(self._read)
+        data = self._run(self._read, writes=False)  # plan never writes, not even tables
         if data is None:
             return State(environment=self.environment, client=self.client)
         try:
@@ -296,6 +300,11 @@ class PostgresStateStore:
             ) from None
 
     def _read(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+        version = self._schema_version(conn)
+        if version is None:
+            return None  # first use: the tables come with the first write
+        if version > SCHEMA_VERSION:
+            raise self._too_new(version)
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             found = self._read_rows(conn, self.client)

@@ -70,6 +70,15 @@ def test_environments_and_schemas_do_not_share_rows(postgres_url) -> None:
         s.close()
 
 
+def test_reading_an_unused_database_creates_nothing(postgres_url) -> None:
+    assert load(postgres_url).resources == {}  # what plan does: it never writes
+    with psycopg.connect(postgres_url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'avatarsync'"
+        ).fetchone()
+    assert found == (0,)
+
+
 def test_the_rows_are_the_clients_so_another_folder_name_finds_them(postgres_url) -> None:
     # The project name defaults to the folder name: a checkout elsewhere has another.
     s = store(postgres_url)
@@ -100,11 +109,15 @@ def test_the_rows_are_the_clients_so_another_folder_name_finds_them(postgres_url
 
 
 def test_a_newer_schema_version_is_refused_with_a_clear_error(postgres_url) -> None:
-    load(postgres_url)
+    first = store(postgres_url)
+    first.save(first.load())
+    first.close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("UPDATE avatarsync.schema_version SET version = 99")
     with pytest.raises(StateError) as caught:
         load(postgres_url)
+    with pytest.raises(StateError, match="schema version 99"), store(postgres_url).locked():
+        pass
     assert "schema version 99, newer than this avatarsync knows (1)" in str(caught.value)
     assert "upgrade avatarsync" in str(caught.value)
 
