@@ -189,8 +189,8 @@ class PostgresStateStore:
             raise self._connection_error(exc) from None
 
     def _retake_lock(self) -> None:
-        """The lock died with its session (server restart): take it again at once,
-        or stop, if another run took it in between."""
+        """The lock died with its session (server restart, `state unlock`): take it
+        again at once, or stop, if another run took it in between."""
         if self._lock_conn is None:
             return
         try:
@@ -201,12 +201,12 @@ class PostgresStateStore:
         self._lock_conn = None
         conn = self._connect("lock")
         if not _try_lock(conn, self.lock_key):
-            holder = self._holder(conn)
+            who, _ = self._holder(conn)
             self._drop(conn)
             raise LockError(
-                f"environment {self.environment!r}: the state database restarted during this "
-                f"run and another run took the lock meanwhile ({holder}); this run stopped. "
-                "Plan again once it is done"
+                f"environment {self.environment!r}: the database session holding this run's "
+                "lock ended (a server restart, or `state unlock`) and another run took the "
+                f"lock meanwhile ({who}); this run stopped. Plan again once it is done"
             )
         self._lock_conn = conn
 
@@ -450,6 +450,7 @@ class PostgresStateStore:
     def compact(self, state: State) -> None:
         """End of apply: every record is durable already; the environment row
         takes the new serial. After a failed record, everything is rewritten."""
+        self._retake_lock()  # never end a run on a lock it no longer holds
         if self._unsynced or not self._touched:
             self.save(state)
             return
@@ -550,51 +551,43 @@ class PostgresStateStore:
                     held.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key,))
                 self._drop(held)
 
-    def _holder(self, conn: psycopg.Connection[Any]) -> str:
+    def _holder(self, conn: psycopg.Connection[Any]) -> tuple[str, int | None]:
         """Who holds the lock, from pg_locks and pg_stat_activity (as far as
-        this role may see), e.g. "avatarsync ci@runner-7 pid 4242 (database
-        session 3117, since 2026-12-02 10:41:07Z)"."""
+        this role may see), e.g. "avatarsync lock ci@runner-7 pid 4242 (database
+        session 3117 from 10.0.0.7, since 2026-12-02 10:41:07Z)", and that session."""
         row = conn.execute(
             "SELECT l.pid, a.application_name, host(a.client_addr), "
             "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"Z\"') "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.classid::text::bigint = %s AND l.objid::text::bigint = %s "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            ((self.lock_key >> 32) & 0xFFFFFFFF, self.lock_key & 0xFFFFFFFF),
+            f"FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE {_HELD}",
+            _lock_parts(self.lock_key),
         ).fetchone()
         if row is None:
-            return "a session that has just ended"
+            return "a session that has just ended", None
         pid, application, address, since = row
         who = application or "a session of another role"
         at = f" from {address}" if address else ""
         started = f", since {since}" if since else ""
-        return f"{who} (database session {pid}{at}{started})"
+        return f"{who} (database session {pid}{at}{started})", int(pid)
 
     def holder_pid(self) -> int | None:
         """The server pid of the session holding the lock, or None (not locked)."""
         conn = self._connect("unlock")
         try:
-            row = conn.execute(
-                "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.objsubid = 1 AND l.classid::text::bigint = %s "
-                "AND l.objid::text::bigint = %s "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                ((self.lock_key >> 32) & 0xFFFFFFFF, self.lock_key & 0xFFFFFFFF),
-            ).fetchone()
+            return self._holder(conn)[1]
         except psycopg.Error as exc:
             raise self._connection_error(exc) from None
         finally:
             self._drop(conn)
-        return int(row[0]) if row else None
 
-    def _locked_message(self, holder: str, timeout: float) -> str:
+    def _locked_message(self, holder: tuple[str, int | None], timeout: float) -> str:
         waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
+        who, session = holder
         return (
-            f"environment {self.environment!r} is locked{waited} by {holder}; wait for it or "
+            f"environment {self.environment!r} is locked{waited} by {who}; wait for it or "
             "pass --lock-timeout SECONDS. The PostgreSQL advisory lock ends with the session "
             "that holds it, so a runner that died has already released it; to end a hung "
-            f"session: avatarsync state unlock --env {self.environment} SESSION"
+            f"run's session: avatarsync state unlock --env {self.environment} "
+            f"{session if session is not None else 'SESSION'}"
         )
 
     def force_unlock(self, lock_id: str) -> str:
@@ -628,6 +621,18 @@ class PostgresStateStore:
             f"ended database session {holder}, which held {self.environment!r}'s lock; the "
             "server released the lock with it"
         )
+
+
+# The granted advisory lock of a 64-bit key in this database (pg_locks splits the key).
+_HELD = (
+    "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.classid::text::bigint = %s AND l.objid::text::bigint = %s "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def _lock_parts(key: int) -> tuple[int, int]:
+    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
 
 
 def _try_lock(conn: psycopg.Connection[Any], key: int) -> bool:

@@ -162,7 +162,7 @@ def test_a_held_lock_names_its_holder_and_how_to_proceed(postgres_url) -> None:
     assert "avatarsync lock " in message  # the holder's application_name: user@host pid
     assert f"pid {os.getpid()}" in message
     assert f"database session {pid}" in message
-    assert "state unlock --env test SESSION" in message
+    assert f"state unlock --env test {pid}" in message
 
 
 HOLD = textwrap.dedent(
@@ -216,6 +216,22 @@ def test_unlock_ends_the_holding_session_only_when_the_id_matches(postgres_url) 
     finally:
         proc.kill()
         _reap(proc)
+
+
+def test_a_run_whose_lock_session_was_ended_retakes_it_or_stops(postgres_url) -> None:
+    s = store(postgres_url)
+    with s.locked():
+        state = s.load()
+        s.record(state, StateOp("put", BRAIN, entry=ResourceState("br_1")))
+        ended = store(postgres_url)
+        ended.force_unlock(str(ended.holder_pid()))  # `state unlock` of a "hung" run
+        thief = store(postgres_url)
+        with (
+            thief.locked(),  # someone else takes it meanwhile
+            pytest.raises(LockError, match="another run took the lock meanwhile"),
+        ):
+            s.compact(state)
+    s.close()
 
 
 def test_a_server_restart_between_records_is_survived_without_duplicates(
