@@ -155,7 +155,7 @@ class FileStateStore:
         try:
             self._lock.acquire(timeout=timeout)
         except filelock.Timeout as exc:
-            waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
+            waited = f" after waiting {timeout:.0f} s" if timeout > 0 else ""
             raise LockError(
                 f"environment {self.environment!r} is locked by another avatarsync apply{waited} "
                 f"(lock file {self._lock.lock_file}); wait for it or pass --lock-timeout SECONDS"

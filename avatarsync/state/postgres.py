@@ -580,7 +580,7 @@ class PostgresStateStore:
             self._drop(conn)
 
     def _locked_message(self, holder: tuple[str, int | None], timeout: float) -> str:
-        waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
+        waited = f" after waiting {timeout:.0f} s" if timeout > 0 else ""
         who, session = holder
         return (
             f"environment {self.environment!r} is locked{waited} by {who}; wait for it or "

@@ -353,7 +353,7 @@ class S3StateStore:
 
     def _locked_message(self, timeout: float) -> str:
         info = self._lock_info() or {}
-        waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
+        waited = f" after waiting {timeout:.0f} s" if timeout > 0 else ""
         who = info.get("who", "another run")
         since = f" since {info['created']}" if info.get("created") else ""
         lock_id = info.get("id", "?")

@@ -122,7 +122,7 @@ def test_a_lock_timeout_waits_then_fails_or_succeeds_when_released(stores) -> No
     first, second = stores(), stores()
     with first.locked():
         started = time.monotonic()
-        with pytest.raises(LockError, match="after waiting 1s"), second.locked(1.0):
+        with pytest.raises(LockError, match="after waiting 1 s"), second.locked(1.0):
             pass
         assert 0.9 <= time.monotonic() - started < 5
 
