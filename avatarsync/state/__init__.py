@@ -5,11 +5,14 @@
     postgres  PostgresStateStore: a row per resource + an advisory lock (psycopg)
     s3        S3StateStore: an object + per-call journal objects + a lock
               object made by a conditional write (boto3)
+    manage    state rm / mv / migrate on stores, and the locations a command
+              line names
 
 The shared backends import their driver only when an environment uses them.
 
 Every store has the same shape (`StateStore`): `load`, `record` (one small
 change per API call, O(1)), `save`/`compact` (the whole state), `locked`,
+`force_unlock` (break a stale lock by its id, where a lock can be stale),
 `close` and `describe`.
 """
 
