@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -111,7 +113,7 @@ def _slow(project: E2EProject, brains: int = 20) -> Counter:
 
 
 def test_a_second_runner_is_refused_naming_the_holder(shared, tmp_path) -> None:
-    expected = _slow(shared, brains=30)
+    expected = _slow(shared, brains=60)  # long enough to be caught holding it
     other = clone(shared, tmp_path, "runner2")
     first = shared.popen("apply", "--env", "test", "--yes", "--parallelism", "2")
     try:
@@ -133,22 +135,49 @@ def test_racing_runners_wait_for_the_lock_and_nothing_is_duplicated(shared, tmp_
         project = load_project_file(shared.root / "avatarsync.yaml")
         store = open_store(project, project.environment("test"))
         try:
-            with store.locked():  # a third run holds it
+            with store.locked():  # a third run holds it until both report waiting
                 racers = [
-                    p.popen("apply", "--env", "test", "--yes", "--lock-timeout", "90")
+                    _Watched(p.popen("apply", "--env", "test", "--yes", "--lock-timeout", "90"))
                     for p in (shared, other)
                 ]
-                # Long enough for a wait to be reported (every 5 s) after start-up.
-                time.sleep(8)
+                _wait_for(lambda: all(r.saw("waiting for the lock of 'test'") for r in racers))
         finally:
             store.close()
-    results = [r.communicate(timeout=120) for r in racers]
-    for racer, (_, err) in zip(racers, results, strict=True):
-        assert racer.returncode == 0, err
+    results = [r.finish() for r in racers]
+    for code, _, err in results:
+        assert code == 0, err
         assert "waiting for the lock of 'test' (5 of 90 s)" in err, err
-    created = [out for out, _ in results if "Apply complete: 7 created" in out]
+    created = [out for _, out, _ in results if "Apply complete: 7 created" in out]
     assert len(created) == 1, results  # the other found everything done
     assert shared.counts() == FULL
+
+
+class _Watched:
+    """A running CLI whose stderr is read as it comes (to act on a line)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.err: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.err.append(line)
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in list(self.err))
+
+    def finish(self) -> tuple[int, str, str]:
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        self.proc.wait(120)
+        self._reader.join(10)
+        self.proc.stdout.close()
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return self.proc.returncode, out, "".join(self.err)
 
 
 def test_a_killed_runner_leaves_no_lock_on_postgres(make_project, postgres_url) -> None:
