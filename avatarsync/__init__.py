@@ -25,22 +25,30 @@ if TYPE_CHECKING:
         SessionSpec,
         SmokeReport,
         StartedSession,
+        StateMigration,
         Workspace,
         check_promotion,
         check_schemas,
         diff_environments,
         export_presets,
         init_project,
+        list_state,
         load_plan_file,
         load_presets_file,
         load_project,
         load_values,
+        migrate_state,
+        move_state,
         parse_assignments,
+        remove_state,
         render,
         render_preset,
         resolve,
         save_plan_file,
         schema_files,
+        show_state,
+        state_location,
+        unlock_state,
         validate,
         write_schemas,
     )
@@ -104,6 +112,7 @@ __all__ = [
     "StalePlanError",
     "StartedSession",
     "StateError",
+    "StateMigration",
     "UnsafePlanError",
     "Workspace",
     "__version__",
@@ -112,16 +121,23 @@ __all__ = [
     "diff_environments",
     "export_presets",
     "init_project",
+    "list_state",
     "load_plan_file",
     "load_presets_file",
     "load_project",
     "load_values",
+    "migrate_state",
+    "move_state",
     "parse_assignments",
+    "remove_state",
     "render",
     "render_preset",
     "resolve",
     "save_plan_file",
     "schema_files",
+    "show_state",
+    "state_location",
+    "unlock_state",
     "validate",
     "write_schemas",
 ]
@@ -129,11 +145,13 @@ __all__ = [
 # Where each public name lives; `__getattr__` imports it on first use.
 _HOMES = {
     "avatarsync.api": (
-        "Conversation EnvironmentDiff ExportedPresets FieldDifference ImportReport PlanOptions "
-        "PlanRun SessionOptions SessionSpec SmokeReport StartedSession Workspace "
-        "check_promotion check_schemas diff_environments export_presets init_project "
-        "load_plan_file load_presets_file load_project load_values parse_assignments render render_preset resolve "
-        "save_plan_file schema_files validate write_schemas"
+        "Conversation EnvironmentDiff ExportedPresets FieldDifference ImportReport "
+        "PlanOptions PlanRun SessionOptions SessionSpec SmokeReport StartedSession "
+        "StateMigration Workspace check_promotion check_schemas diff_environments "
+        "export_presets init_project list_state load_plan_file load_presets_file "
+        "load_project load_values migrate_state move_state parse_assignments remove_state "
+        "render render_preset resolve save_plan_file schema_files show_state state_location "
+        "unlock_state validate write_schemas"
     ),
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "

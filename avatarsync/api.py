@@ -73,7 +73,7 @@ from avatarsync.errors import (
 from avatarsync.manifests.lint import lint
 from avatarsync.manifests.loader import dump_yaml, load_file
 from avatarsync.manifests.manifest_set import ManifestSet, load_manifests
-from avatarsync.manifests.project import Environment, Project, find_project
+from avatarsync.manifests.project import Environment, Project, StateSettings, find_project
 from avatarsync.manifests.resolve import FileDigest, Resolution, resolve_environment
 from avatarsync.manifests.schema import generate_schemas
 from avatarsync.planning.apply import apply_plan
@@ -112,8 +112,13 @@ from avatarsync.state import (
     State,
     StateOp,
     StateStore,
+    open_settings,
     open_store,
 )
+from avatarsync.state.manage import copy_state, parse_location
+from avatarsync.state.manage import move as move_address
+from avatarsync.state.manage import remove as remove_addresses
+from avatarsync.state.manage import resolve_address as resolve_state_address
 from avatarsync.vcs import checkout
 
 __all__ = [
@@ -128,22 +133,30 @@ __all__ = [
     "SessionSpec",
     "SmokeReport",
     "StartedSession",
+    "StateMigration",
     "Workspace",
     "check_promotion",
     "check_schemas",
     "diff_environments",
     "export_presets",
     "init_project",
+    "list_state",
     "load_plan_file",
     "load_presets_file",
     "load_project",
     "load_values",
+    "migrate_state",
+    "move_state",
     "parse_assignments",
+    "remove_state",
     "render",
     "render_preset",
     "resolve",
     "save_plan_file",
     "schema_files",
+    "show_state",
+    "state_location",
+    "unlock_state",
     "validate",
     "write_schemas",
 ]
@@ -539,6 +552,7 @@ class Workspace:
             lambda url, key, n: EquosClient(url, key, max_concurrency=n)
         )
         self._stack = ExitStack()
+        self._stack.callback(self.store.close)  # a database connection, a client
         self.base_url: str | None = None
         self._key: Secret | None = None
 
@@ -618,29 +632,7 @@ class Workspace:
         The wait is made of short tries so that a LockWaiting event reports
         it every few seconds: a CI step waiting for a lock must not look hung.
         """
-        started = time.monotonic()
-        with ExitStack() as stack:
-            tries = 0
-            while True:
-                waited = time.monotonic() - started
-                remaining = timeout - waited
-                # The first try does not wait, so that a wait is reported as
-                # it begins, then every few seconds.
-                poll = min(max(remaining, 0.0), _LOCK_POLL) if tries else 0.0
-                tries += 1
-                try:
-                    stack.enter_context(self.store.locked(poll))
-                    break
-                except LockError as exc:
-                    waited = time.monotonic() - started
-                    if waited >= timeout:
-                        if timeout > 0:
-                            raise LockError(
-                                f"{exc} (gave up after waiting {waited:.0f} s)"
-                            ) from None
-                        raise
-                    if self.on_event is not None:
-                        self.on_event(LockWaiting(self.env.name, waited, timeout, str(exc)))
+        with _hold_lock(self.store, self.env.name, timeout, self.on_event):
             yield
 
     # -- plan --------------------------------------------------------------
@@ -1146,7 +1138,167 @@ def diff_environments(
     return compare_environments(sides[0], sides[1])
 
 
+# --- state by hand: list, show, rm, mv, migrate, unlock --------------------------
+
+
+@dataclass(frozen=True)
+class StateMigration:
+    """What `migrate_state` copied, and from where to where."""
+
+    environment: str
+    source: str  # the stores' descriptions (no credentials)
+    target: str
+    resources: int
+    lineage: str
+
+
+def list_state(project: Project, env_name: str) -> State:
+    """The environment's state as its store holds it (read only, no lock)."""
+    env = project.environment(env_name)
+    with contextlib.closing(open_store(project, env)) as store:
+        return store.load()
+
+
+def show_state(project: Project, env_name: str, address: str) -> tuple[Address, ResourceState]:
+    """One address of the state (kind in any case) and what state records for it."""
+    state = list_state(project, env_name)
+    found = resolve_state_address(state, address)
+    return found, state.resources[found]
+
+
+def remove_state(
+    project: Project,
+    env_name: str,
+    addresses: Iterable[str],
+    *,
+    lock_timeout: float = 0.0,
+    on_event: EventSink | None = None,
+) -> list[Address]:
+    """Forget addresses, under the lock. Nothing remote is deleted: the objects
+    become unmanaged (a later plan adopts them again if the manifests match)."""
+    env = project.environment(env_name)
+    with (
+        contextlib.closing(open_store(project, env)) as store,
+        _hold_lock(store, env.name, lock_timeout, on_event),
+    ):
+        state = store.load()
+        found = list(dict.fromkeys(resolve_state_address(state, a) for a in addresses))
+        remove_addresses(store, state, found)
+    return found
+
+
+def move_state(
+    project: Project,
+    env_name: str,
+    source: str,
+    target: str,
+    *,
+    lock_timeout: float = 0.0,
+    on_event: EventSink | None = None,
+) -> tuple[Address, Address]:
+    """Rename a key in state, under the lock (the remote object keeps its id:
+    no destroy and create). Rename it in the manifests too."""
+    env = project.environment(env_name)
+    with (
+        contextlib.closing(open_store(project, env)) as store,
+        _hold_lock(store, env.name, lock_timeout, on_event),
+    ):
+        state = store.load()
+        found = resolve_state_address(state, source, "source")
+        return found, move_address(store, state, found, target)
+
+
+def state_location(project: Project, env_name: str, text: str) -> StateSettings:
+    """The backend a command line names: `file`, `file:PATH`, `postgres:VAR[:SCHEMA]`
+    or `s3://BUCKET/KEY[?region=R&endpointUrl=URL]` (credentials only in variables)."""
+    return parse_location(text, project.root, project.environment(env_name).name)
+
+
+def migrate_state(
+    project: Project,
+    env_name: str,
+    *,
+    source: StateSettings | None = None,
+    target: StateSettings | None = None,
+    lock_timeout: float = 0.0,
+    on_event: EventSink | None = None,
+) -> StateMigration:
+    """Copy an environment's state between backends, both locked meanwhile.
+
+    Give one side; the other is the environment's `state:` in the project
+    file. The usual way, like `terraform init -migrate-state`: edit `state:`
+    to the new backend, then migrate `source=` the old one. Or migrate
+    `target=` a new one first and edit `state:` after. The source is left
+    as it was.
+    """
+    if (source is None) == (target is None):
+        raise ProjectError(
+            "state migrate takes one of --from and --to (the other side is `state:`)"
+        )
+    env = project.environment(env_name)
+    src_settings, dst_settings = source or env.state, target or env.state
+    if _same_location(src_settings, dst_settings, env):
+        raise ProjectError(
+            f"environment {env.name!r} already keeps its state there: nothing to migrate "
+            f"(edit its `state:` in {project.file.name} to the new backend first, or use --to)"
+        )
+    with ExitStack() as stack:
+        src = stack.enter_context(contextlib.closing(open_settings(project, env, src_settings)))
+        dst = stack.enter_context(contextlib.closing(open_settings(project, env, dst_settings)))
+        stack.enter_context(_hold_lock(src, env.name, lock_timeout, on_event))
+        stack.enter_context(_hold_lock(dst, env.name, lock_timeout, on_event))
+        copy = copy_state(src, dst)
+        return StateMigration(
+            env.name, src.describe(), dst.describe(), len(copy.resources), copy.lineage
+        )
+
+
+def _same_location(a: StateSettings, b: StateSettings, env: Environment) -> bool:
+    if a.backend == b.backend == "file":
+        return (a.path or env.state_path).resolve() == (b.path or env.state_path).resolve()
+    return a == b
+
+
+def unlock_state(project: Project, env_name: str, lock_id: str) -> str:
+    """Break a stale lock if `lock_id` names it (like `terraform force-unlock`);
+    what was done, as a sentence. Each backend says what a stale lock is there."""
+    env = project.environment(env_name)
+    with contextlib.closing(open_store(project, env)) as store:
+        return store.force_unlock(lock_id)
+
+
 _LOCK_POLL = 5.0  # seconds between lock tries (and LockWaiting events)
+
+
+@contextmanager
+def _hold_lock(
+    store: StateStore, env_name: str, timeout: float, on_event: EventSink | None
+) -> Iterator[None]:
+    """Hold `store`'s lock, waiting up to `timeout` s in short tries, each
+    reported as a LockWaiting event (a CI step waiting must not look hung)."""
+    started = time.monotonic()
+    with ExitStack() as stack:
+        tries = 0
+        while True:
+            waited = time.monotonic() - started
+            remaining = timeout - waited
+            # The first try does not wait, so that a wait is reported as it
+            # begins, then every few seconds.
+            poll = min(max(remaining, 0.0), _LOCK_POLL) if tries else 0.0
+            tries += 1
+            try:
+                stack.enter_context(store.locked(poll))
+                break
+            except LockError as exc:
+                waited = time.monotonic() - started
+                if waited >= timeout:
+                    if timeout > 0:
+                        raise LockError(f"{exc} (gave up after waiting {waited:.0f} s)") from None
+                    raise
+                if on_event is not None:
+                    on_event(LockWaiting(env_name, waited, timeout, str(exc)))
+        yield
+
 
 T = TypeVar("T")
 

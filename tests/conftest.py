@@ -4,6 +4,8 @@
 SQLite), fresh for each test, so tests never share data or fault switches.
 Talk to it over HTTP with `emulator.url`; read counters with
 `emulator.stats()`; switch faults with `emulator.set_faults(...)`.
+The shared state backends' servers (a real PostgreSQL per worker, moto's
+S3 server) come from `support/servers.py`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from support.servers import (  # noqa: F401  (fixtures: real PostgreSQL and S3 stand-in)
+    moto_server,
+    postgres_server,
+    postgres_url,
+    s3_bucket,
+)
 
 from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
 

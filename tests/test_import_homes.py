@@ -25,6 +25,9 @@ HOMES: dict[str, tuple[str, ...]] = {
     "filelock": ("state/",),
     "rich": ("output/progress.py",),
     "dotenv": ("manifests/project.py",),
+    "psycopg": ("state/postgres.py",),
+    "boto3": ("state/s3.py",),
+    "botocore": ("state/s3.py",),
 }
 
 
