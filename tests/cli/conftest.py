@@ -2,3 +2,4 @@
 
 from support.cli import cli, process  # noqa: F401  (fixtures)
 from support.e2e import make_project, project  # noqa: F401  (fixtures)
+from support.servers import postgres_server, postgres_url  # noqa: F401  (fixtures)
