@@ -14,12 +14,16 @@ from avatarsync._version import __version__
 
 if TYPE_CHECKING:
     from avatarsync.api import (
+        ChatSummary,
         EnvironmentDiff,
         FieldDifference,
         ImportReport,
         PlanOptions,
         PlanRun,
+        SuiteResult,
+        TestResult,
         Workspace,
+        chat,
         check_promotion,
         check_schemas,
         diff_environments,
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
         render,
         render_preset,
         resolve,
+        run_conversation_tests,
         save_plan_file,
         schema_files,
         validate,
@@ -63,6 +68,7 @@ __all__ = [
     "ApplyReport",
     "AvatarsyncError",
     "Change",
+    "ChatSummary",
     "DesiredState",
     "Diagnostic",
     "Environment",
@@ -85,9 +91,12 @@ __all__ = [
     "SessionError",
     "StalePlanError",
     "StateError",
+    "SuiteResult",
+    "TestResult",
     "UnsafePlanError",
     "Workspace",
     "__version__",
+    "chat",
     "check_promotion",
     "check_schemas",
     "diff_environments",
@@ -99,6 +108,7 @@ __all__ = [
     "render",
     "render_preset",
     "resolve",
+    "run_conversation_tests",
     "save_plan_file",
     "schema_files",
     "validate",
@@ -111,8 +121,11 @@ _HOMES = {
         "EnvironmentDiff FieldDifference ImportReport PlanOptions PlanRun Workspace "
         "check_promotion check_schemas diff_environments init_project load_plan_file "
         "load_project load_values parse_assignments render render_preset resolve "
-        "save_plan_file schema_files validate write_schemas"
+        "save_plan_file schema_files validate write_schemas "
+        "chat run_conversation_tests"
     ),
+    "avatarsync.avatarium.chat": "ChatSummary",
+    "avatarsync.avatarium.results": "SuiteResult TestResult",
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "
         "PromotionError SessionError StalePlanError StateError UnsafePlanError"

@@ -32,7 +32,15 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +49,8 @@ from importlib import resources as package_files
 from pathlib import Path
 from typing import Any, TypeVar
 
+from avatarsync.avatarium.chat import ChatSummary, ChatTerminal
+from avatarsync.avatarium.results import SuiteResult, TestResult
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.errors import (
     AvatarsyncError,
@@ -105,12 +115,16 @@ from avatarsync.state import (
 from avatarsync.vcs import checkout
 
 __all__ = [
+    "ChatSummary",
     "EnvironmentDiff",
     "FieldDifference",
     "ImportReport",
     "PlanOptions",
     "PlanRun",
+    "SuiteResult",
+    "TestResult",
     "Workspace",
+    "chat",
     "check_promotion",
     "check_schemas",
     "diff_environments",
@@ -122,6 +136,7 @@ __all__ = [
     "render",
     "render_preset",
     "resolve",
+    "run_conversation_tests",
     "save_plan_file",
     "schema_files",
     "validate",
@@ -473,6 +488,7 @@ def _default_name(directory: Path) -> str:
 class PlanRun:
     plan: Plan
     requests: int  # API requests the plan made (all reads)
+    notes: tuple[str, ...] = ()  # one-line remarks for the user (e.g. what a gate checked)
 
 
 @dataclass
@@ -961,11 +977,17 @@ def check_promotion(
     *,
     parallelism: int = 10,
     on_event: EventSink | None = None,
+    skip_tests: bool = False,
 ) -> PlanRun:
     """Refuse (PromotionError) unless `source`'s last apply was from the manifests
-    of this checkout and it has no pending changes or drift; returns its plan."""
+    of this checkout, its conversation tests passed on them (unless `skip_tests`)
+    and it has no pending changes or drift; returns its plan, with a note on the
+    tests."""
+    from avatarsync.avatarium.gate import check_tests_passed
+
     with Workspace(project, source, parallelism=parallelism, on_event=on_event) as ws:
-        last = ws.store.load().last_apply
+        recorded = ws.store.load()
+        last = recorded.last_apply
         if not last:
             raise PromotionError(
                 f"{source!r} has no recorded apply: apply --env {source} first, test it, "
@@ -979,7 +1001,11 @@ def check_promotion(
                 f"{last.get('at')}) than this checkout's: apply --env {source} first, test "
                 "it, then promote"
             )
-        run = ws.plan()
+        if skip_tests:
+            note = f"conversation tests NOT checked on {source!r} (--skip-tests)"
+        else:
+            note = check_tests_passed(recorded, ws.desired, ws.sources_fingerprint, source)
+        run = dataclasses.replace(ws.plan(), notes=(note,))
     if run.plan.has_changes:
         summary = run.plan.summary
         raise PromotionError(
@@ -989,6 +1015,50 @@ def check_promotion(
             f"to adopt): what is promoted must be what was tested; plan --env {source}"
         )
     return run
+
+
+def run_conversation_tests(
+    project: Project,
+    env_name: str,
+    names: Sequence[str] = (),
+    *,
+    parallelism: int = 4,
+    on_event: EventSink | None = None,
+    on_result: Callable[[TestResult], None] | None = None,
+) -> SuiteResult:
+    """Run the ConversationTests (all, or those named) in one environment, end
+    every conversation they start, and record the outcome in its state for
+    `promote`. Failing tests are results, not errors; Interrupted on SIGINT/SIGTERM."""
+    from avatarsync.avatarium.suite import run_suite, select_tests
+
+    ws = Workspace(project, env_name, parallelism=parallelism, on_event=on_event)
+    # Equos is only needed for preset smokes, or to run the embedded emulator.
+    selected = select_tests(ws.desired.tests, names)
+    needs_workspace = (ws.env.emulator and not ws.env.url) or any(t.preset for t in selected)
+    with ws if needs_workspace else contextlib.nullcontext(ws):
+        return run_suite(
+            ws,
+            names,
+            render_preset=lambda key, values: render_preset(project, env_name, key, values),
+            parallelism=parallelism,
+            on_result=on_result,
+        )
+
+
+def chat(
+    project: Project,
+    env_name: str,
+    profile_key: str,
+    terminal: ChatTerminal,
+) -> ChatSummary:
+    """An interactive conversation with an AgentProfile over `terminal` (lines
+    in, streamed text out); the conversation is always ended."""
+    from avatarsync.avatarium.chat import run_chat
+
+    ws = Workspace(project, env_name)
+    embedded = ws.env.emulator and not ws.env.url
+    with ws if embedded else contextlib.nullcontext(ws):
+        return run_chat(project, ws.env, ws.desired, profile_key, terminal, ws.base_url)
 
 
 def diff_environments(
