@@ -817,6 +817,16 @@ class Workspace:
                 "make a new plan"
             )
 
+    def record_in_sync(self, plan: Plan) -> None:
+        """After a plan with nothing to change, record lastApply as an apply
+        would: the environment runs these manifests (e.g. only an AgentProfile
+        or a ConversationTest changed), which is what promote checks. Hold the lock."""
+        if plan.has_changes:
+            raise PlanError("the plan has changes: apply it")
+        state = self.store.load()
+        self.store.record(state, self._last_apply(plan))
+        self.store.compact(state)
+
     def _last_apply(self, plan: Plan) -> StateOp:
         """What promote checks later: which commit and manifests this apply came from."""
         at = checkout(self.project.root)
