@@ -158,12 +158,15 @@ def _load_manifest_set(project: Project) -> ManifestSet:
     return load_manifests(files, problems)
 
 
-def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
+def validate(
+    project: Project, env_name: str | None = None, *, online: bool = False
+) -> list[Diagnostic]:
     """Check everything offline for one environment (or all of them).
 
     Returns the warnings; raises ManifestError with every error (and the
     warnings) at once. An unset `${env.X}` is only a warning here, so CI can
-    validate without every environment's secrets.
+    validate without every environment's secrets. `online` also asks each
+    environment's Avatarium whether every AgentProfile's avatar exists.
     """
     names = [project.environment(env_name).name] if env_name else list(project.environments)
     manifests = _load_manifest_set(project)
@@ -174,6 +177,11 @@ def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
         found += problems
         if resolution is not None:
             found += lint(project, resolution)
+            if online and resolution.complete:
+                from avatarsync.avatarium.online import check_avatars
+
+                profiles = list(resolution.state.profiles.values())
+                found += check_avatars(project, resolution.environment, profiles)
     diagnostics = sorted(set(found))
     if any(d.severity == "error" for d in diagnostics):
         raise ManifestError(diagnostics)

@@ -1,0 +1,80 @@
+"""validate on AgentProfiles and ConversationTests: offline (targets, regexes,
+BYOK variable named, one target) with file:line, and --online (the avatar exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from support.agents import PASSING, PROFILE, write_agents
+from support.e2e import E2EProject
+
+
+def test_offline_checks_report_every_problem_at_its_line(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(
+        project,
+        """\
+kind: ConversationTest
+name: broken
+spec:
+  profile: nobody
+  turns:
+    - say: "Hello!"
+      expect: {matches: "(unclosed"}
+---
+kind: ConversationTest
+name: two-targets
+spec:
+  profile: aria-support
+  preset: tommy-support
+  turns: [{say: hi}]
+---
+kind: ConversationTest
+name: no-turns
+spec:
+  profile: aria-support
+---
+kind: AgentProfile
+name: byok-without-variable
+spec:
+  avatarId: kai-002
+  provider: gpt
+  byok: {provider: openai}
+""",
+    )
+    result = project.cli("validate")
+    assert result.code == 1
+    err = result.err
+    assert (
+        "agents/agents.yaml:13:12: ConversationTest 'broken' references AgentProfile 'nobody', "
+        "which does not exist" in err
+    )
+    assert (
+        "agents/agents.yaml:16:25: ConversationTest 'broken': turns[0].expect.matches is not "
+        in err
+    )
+    assert "needs exactly one target: `profile: KEY` or `preset: KEY`" in err
+    assert "references ConversationPreset 'tommy-support', which does not exist" in err
+    assert "ConversationTest 'no-turns' tests a profile but has no turns" in err
+    assert "apiKeyEnv" in err and "byok" in err  # the variable must be named
+    assert "provider" in err and "'gpt'" in err
+
+
+def test_validate_online_checks_that_each_avatar_exists(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(project, PASSING)
+    assert project.cli("validate", "--online").code == 0
+    agents = project.root / "agents" / "agents.yaml"
+    agents.write_text(PROFILE.replace("aria-001", "aria-01") + "---\n" + PASSING)
+    offline = project.cli("validate")
+    assert offline.code == 0  # offline, any id may exist
+    online = project.cli("validate", "--online", "--env", "test")
+    assert online.code == 1
+    assert (
+        "agents/agents.yaml:4:13: AgentProfile 'aria-support': avatar 'aria-01' does not exist "
+        "on Avatarium in environment 'test' (did you mean 'aria-001'?)" in online.err
+    )
