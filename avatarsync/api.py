@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from avatarsync.avatarium.chat import ChatSummary, ChatTerminal
+from avatarsync.avatarium.rendering import profile_document
 from avatarsync.avatarium.results import SuiteResult, TestResult
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.errors import (
@@ -267,6 +268,9 @@ def render(
                 "promptTemplateVars": rendered,
             }
             documents.append({"kind": Kind.CONVERSATION_PRESET.value, "name": key, "spec": spec})
+    for key, profile in state.profiles.items():
+        if wanted is None or wanted == Address(Kind.AGENT_PROFILE.value, key):
+            documents.append(profile_document(profile))
     env = resolution.environment
     header = f"# avatarsync render: environment '{env.name}', client '{env.client}'\n"
     if not documents:
@@ -361,9 +365,11 @@ def _parse_address(text: str, state: DesiredState) -> Address:
     except ValueError as exc:
         raise UnknownAddressError(f"{exc} (e.g. Character/tommy)") from None
     kind = address.kind
-    known = set(state.resources) | {
-        Address(Kind.CONVERSATION_PRESET.value, key) for key in state.presets
-    }
+    known = (
+        set(state.resources)
+        | {Address(Kind.CONVERSATION_PRESET.value, key) for key in state.presets}
+        | {Address(Kind.AGENT_PROFILE.value, key) for key in state.profiles}
+    )
     if address not in known:
         same_kind = sorted(a.key for a in known if a.kind == kind)
         listing = ", ".join(same_kind) or "none"

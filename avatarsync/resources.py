@@ -243,6 +243,8 @@ class AgentProfile:
     byok: ByokSettings | None
     position: Position
     field_positions: Mapping[str, Position] = field(default_factory=dict)
+    # Fields whose value came from a secret variable: masked wherever shown.
+    sensitive_fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

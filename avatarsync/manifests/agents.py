@@ -11,6 +11,7 @@ passes through here: only the name of its variable.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from avatarsync.manifests.loader import YamlDocument, YamlPath
@@ -26,7 +27,10 @@ from avatarsync.resources import (
 __all__ = ["agent_profile", "conversation_test"]
 
 
-def agent_profile(doc: YamlDocument, key: str, spec: Any) -> AgentProfile:
+def agent_profile(
+    doc: YamlDocument, key: str, spec: Any, secret_paths: Collection[YamlPath] = ()
+) -> AgentProfile:
+    """`secret_paths`: paths whose value came from a secret variable (masked when shown)."""
     byok = spec.byok
     positions = {
         name: doc.source.values[("spec", name)]
@@ -45,6 +49,9 @@ def agent_profile(doc: YamlDocument, key: str, spec: Any) -> AgentProfile:
         ),
         position=doc.position,
         field_positions=positions,
+        sensitive_fields=frozenset(
+            str(path[1]) for path in secret_paths if len(path) >= 2 and path[0] == "spec"
+        ),
     )
 
 

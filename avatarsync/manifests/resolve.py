@@ -284,7 +284,7 @@ class _Resolver:
             case Kind.CONVERSATION_PRESET:
                 self._preset(pd, key, spec)
             case Kind.AGENT_PROFILE:
-                self.profiles[key] = agent_profile(pd.doc, key, spec)
+                self.profiles[key] = agent_profile(pd.doc, key, spec, subst.secret)
             case Kind.CONVERSATION_TEST:
                 self._conversation_test(pd, key, spec)
 

@@ -78,3 +78,48 @@ def test_validate_online_checks_that_each_avatar_exists(
         "agents/agents.yaml:4:13: AgentProfile 'aria-support': avatar 'aria-01' does not exist "
         "on Avatarium in environment 'test' (did you mean 'aria-001'?)" in online.err
     )
+
+
+def test_render_shows_a_profile_substituted_with_its_byok_key_only_named(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(project, PASSING)
+    agents = project.root / "agents" / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace(
+            "  provider: groq\n",
+            "  provider: groq\n  byok: {provider: openai, apiKeyEnv: E2E_BYOK_KEY}\n",
+            1,
+        )
+    )
+    project.extra_env["E2E_BYOK_KEY"] = "byok-never-rendered-1234"
+    result = project.cli("render", "--env", "test", "agentprofile/aria-support")
+    assert result.code == 0, result.err
+    assert "kind: AgentProfile" in result.out
+    assert "You are Aria from Acme." in result.out  # ${vars.company} substituted
+    assert "apiKeyEnv: E2E_BYOK_KEY" in result.out
+    assert "byok-never-rendered-1234" not in result.text
+
+
+def test_a_system_prompt_from_a_secret_variable_is_masked_in_render(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(project, PASSING)
+    config = project.root / "avatarsync.yaml"
+    config.write_text(
+        config.read_text().replace(
+            'manifests: ["characters/*.yaml", "agents/*.yaml"]',
+            'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {secret: [E2E_PROMPT]}',
+        )
+    )
+    agents = project.root / "agents" / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("You are Aria from ${vars.company}.", "${env.E2E_PROMPT}")
+    )
+    project.extra_env["E2E_PROMPT"] = "You are Aria, secret-prompt-5678."
+    result = project.cli("render", "--env", "test", "AgentProfile/aria-support")
+    assert result.code == 0, result.err
+    assert "systemPrompt: '***'" in result.out
+    assert "secret-prompt-5678" not in result.text
