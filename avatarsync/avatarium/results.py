@@ -14,7 +14,6 @@ __all__ = ["Status", "SuiteResult", "TestResult", "TurnResult"]
 class Status(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
-    SKIPPED = "skipped"  # a turn after one the conversation could not survive
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from avatarsync.secret import scrub
 __all__ = ["TEST_REPORT_VERSION", "format_test_line", "render_tests_json", "render_tests_text"]
 
 TEST_REPORT_VERSION = 1
-_MARK = {Status.PASSED: "✓", Status.FAILED: "✗", Status.SKIPPED: "-"}
+_MARK = {Status.PASSED: "✓", Status.FAILED: "✗"}
 
 
 def format_test_line(result: TestResult) -> str:

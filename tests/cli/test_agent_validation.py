@@ -123,3 +123,51 @@ def test_a_system_prompt_from_a_secret_variable_is_masked_in_render(
     assert result.code == 0, result.err
     assert "systemPrompt: '***'" in result.out
     assert "secret-prompt-5678" not in result.text
+
+
+def test_the_project_file_checks_avatarium_endpoints(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(project, PASSING)
+    config = project.root / "avatarsync.yaml"
+    text = config.read_text()
+    config.write_text(
+        text.replace(
+            'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
+            "avatarium: {emulator: true, url: https://api.avatarium.ai/v1}",
+            1,
+        ).replace(
+            'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
+            "avatarium: {url: https://api.avatarium.ai/v1}",
+        )
+    )
+    result = project.cli("validate")
+    assert result.code == 1
+    assert (
+        "environment 'test': avatarium.url cannot be combined with avatarium.emulator: true"
+        in result.err
+    )
+    assert "environment 'prod': avatarium needs apiKeyEnv" in result.err
+
+
+def test_an_avatarium_emulator_next_to_a_real_equos_is_started_for_the_run(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(project, PASSING)
+    config = project.root / "avatarsync.yaml"
+    config.write_text(
+        config.read_text().replace(
+            'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
+            "avatarium: {emulator: true}",
+            1,
+        )
+    )
+    result = project.cli("test", "--env", "test")
+    assert result.code == 0, result.text
+    assert "2 tests passed, 0 failed" in result.out
+    assert (project.root / ".avatarsync" / "emulator" / "test-avatarium.sqlite").is_file()
+    with project.http() as http:  # the environment's Equos emulator was not used for it
+        requests = http.get("/_emulator/stats").json()["requests"]
+    assert not any("/v1/" in key for key in requests)
