@@ -15,6 +15,7 @@ import click
 
 from avatarsync.avatarium.results import TestResult
 from avatarsync.cli.app import CliContext, annotation, main, open_project
+from avatarsync.errors import Interrupted
 from avatarsync.output._format import escape_controls
 from avatarsync.output.junit import render_tests_junit
 from avatarsync.output.test_report import format_test_line, render_tests_json, render_tests_text
@@ -63,9 +64,13 @@ def test(
     def on_result(result: TestResult) -> None:
         click.echo(format_test_line(result), err=True)
 
-    suite = api.run_conversation_tests(
-        project, env_name, names, parallelism=parallelism, on_result=on_result
-    )
+    try:
+        suite = api.run_conversation_tests(
+            project, env_name, names, parallelism=parallelism, on_result=on_result
+        )
+    except Interrupted as exc:
+        click.echo(str(exc), err=True)  # what was cleaned up; app.run says "Interrupted."
+        raise
     if junit is not None:
         try:
             junit.write_text(render_tests_junit(suite), encoding="utf-8")

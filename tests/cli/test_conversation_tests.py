@@ -282,7 +282,8 @@ def test_an_interrupted_run_ends_every_conversation(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert "Interrupted." in err
+    assert f"interrupted ({sig.name}); every conversation it started was ended" in err
+    assert err.strip().splitlines()[-1] == "Interrupted."
     assert open_conversations(project) == 0
     state = project.state_file
     assert (
@@ -310,3 +311,40 @@ def test_an_environment_without_avatarium_says_how_to_add_it(
     result = project.cli("test", "--env", "test")
     assert result.code == 1
     assert "environment 'test' has no Avatarium endpoint: add `avatarium:" in result.err
+
+
+def test_tests_run_concurrently_but_never_more_than_parallelism(
+    agents: Callable[..., E2EProject],
+) -> None:
+    more = "---\n".join(
+        f"""\
+kind: ConversationTest
+name: extra-{n}
+spec:
+  profile: aria-support
+  turns: [{{say: "Hello!", expect: {{contains: Aria}}}}]
+"""
+        for n in range(3)
+    )
+    project = agents(PASSING, more, ws_first_chunk_delay_ms=700)
+    proc = project.popen("test", "--env", "test", "--parallelism", "2")
+    seen: set[int] = set()
+    while proc.poll() is None:
+        seen.add(open_conversations(project))
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert max(seen) == 2  # two at once, never three
+    assert open_conversations(project) == 0
+
+
+def test_github_mode_annotates_each_failed_test_at_its_line(
+    agents: Callable[..., E2EProject],
+) -> None:
+    project = agents(PASSING, WRONG_CONTAINS)
+    result = project.cli("--github", "test", "--env", "test")
+    assert result.code == 1
+    assert (
+        "::error file=agents/agents.yaml,line=28::ConversationTest 'wrong-contains': turn 1: "
+        "expected the reply to contain 'Tommy'" in result.err
+    )
