@@ -362,11 +362,16 @@ class AvatariumConversation:
                     reconnected = True
                     logger.info("conversation %s: socket dropped before a reply; reopened", self.id)
                     continue
-                again = " again after reconnecting" if reconnected and not reply.chunks else ""
-                reply.problem = (
-                    f"the WebSocket dropped{again} after {len(reply.chunks)} chunk(s) "
-                    f"({exc.detail}); the turn was not sent again"
-                )
+                if reply.chunks:
+                    reply.problem = (
+                        f"the WebSocket dropped after {len(reply.chunks)} chunk(s) "
+                        f"({exc.detail}); the turn was not sent again"
+                    )
+                else:
+                    reply.problem = (
+                        f"the WebSocket dropped before the first chunk, again after "
+                        f"reconnecting ({exc.detail}); the turn was not sent a third time"
+                    )
             except BaseException:
                 await self._discard()  # cancelled mid-reply: the rest of it is not ours
                 raise

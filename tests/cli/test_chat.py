@@ -7,6 +7,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -179,3 +180,43 @@ def test_chat_names_an_unknown_profile(make_project: Callable[..., E2EProject]) 
     result = project.cli("chat", "aria-suport", "--env", "test")
     assert result.code == 1
     assert "no AgentProfile 'aria-suport' (did you mean 'aria-support'?)" in result.err
+
+
+def test_sigterm_mid_reply_ends_the_conversation(make_project: Callable[..., E2EProject]) -> None:
+    project = make_project(ws_first_chunk_delay_ms=20_000)
+    write_agents(project, PASSING)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "avatarsync",
+            "-C",
+            str(project.root),
+            "chat",
+            "aria-support",
+            "--env",
+            "test",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=project.env(),
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("Hello!\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 20
+        while open_conversations(project) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # the reply is being waited for
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert " ended" in err
+    assert open_conversations(project) == 0
