@@ -634,11 +634,16 @@ class Workspace:
         """
         started = time.monotonic()
         with ExitStack() as stack:
+            tries = 0
             while True:
                 waited = time.monotonic() - started
                 remaining = timeout - waited
+                # The first try does not wait, so that a wait is reported as
+                # it begins, then every few seconds.
+                poll = min(max(remaining, 0.0), _LOCK_POLL) if tries else 0.0
+                tries += 1
                 try:
-                    stack.enter_context(self.store.locked(min(max(remaining, 0.0), _LOCK_POLL)))
+                    stack.enter_context(self.store.locked(poll))
                     break
                 except LockError as exc:
                     waited = time.monotonic() - started

@@ -466,6 +466,13 @@ def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
                 "the Avatarium key) or emulator: true",
             )
         state = env.get("state")
+        if isinstance(state, dict) and state.get("backend") == "postgres" and not data.get("name"):
+            error(
+                (*base, "state"),
+                f"environment '{env_name}' keeps its state in PostgreSQL under the project's "
+                "name: set `name:` in the project file (the folder's name differs between "
+                "checkouts, and each name would get a state of its own)",
+            )
         if isinstance(state, dict) and state.get("backend") == "file":
             state = state.get("path")
         if isinstance(state, str) and _leaves(Path(state)):
