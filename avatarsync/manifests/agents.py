@@ -11,10 +11,10 @@ passes through here: only the name of its variable.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from avatarsync.manifests.loader import YamlDocument, YamlPath
+from avatarsync.manifests.loader import YamlDocument, YamlPath, iter_strings
 from avatarsync.manifests.models import ExpectSpec
 from avatarsync.resources import (
     AgentProfile,
@@ -24,7 +24,7 @@ from avatarsync.resources import (
     TestTurn,
 )
 
-__all__ = ["agent_profile", "conversation_test"]
+__all__ = ["agent_profile", "byok_key_reads", "conversation_test"]
 
 
 def agent_profile(
@@ -127,3 +127,31 @@ def _texts(value: str | list[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def byok_key_reads(
+    documents: Iterable[YamlDocument], profiles: Mapping[str, AgentProfile]
+) -> list[tuple[Position, str]]:
+    """Every `${env.X}` whose X holds a profile's BYOK key: a manifest may never
+    read one (it would end up in a prompt, a plan or a render)."""
+    owners = {p.byok.api_key_env: key for key, p in profiles.items() if p.byok is not None}
+    if not owners:
+        return []
+    found: list[tuple[Position, str]] = []
+    for doc in documents:
+        for path, text in iter_strings(doc.data):
+            if "${" not in text:
+                continue
+            for name in _ENV_READ.findall(text):
+                if name in owners:
+                    found.append(
+                        (
+                            doc.source.value(path),
+                            f"${{env.{name}}} is not allowed: {name} holds the BYOK key of "
+                            f"AgentProfile '{owners[name]}', which manifests can never read",
+                        )
+                    )
+    return found
+
+
+_ENV_READ = re.compile(r"(?<!\$)\$\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from avatarsync.errors import Diagnostic
-from avatarsync.manifests.agents import agent_profile, conversation_test
+from avatarsync.manifests.agents import agent_profile, byok_key_reads, conversation_test
 from avatarsync.manifests.loader import YamlDocument, YamlPath, iter_strings
 from avatarsync.manifests.manifest_set import ManifestSet, ParsedDocument
 from avatarsync.manifests.messages import Suggestions, validate_model, yaml11_diagnostics
@@ -184,6 +184,8 @@ class _Resolver:
                 self._raw_references(pd)
         for pd, model, subst in typed:
             self._build(pd, model, subst)
+        for at, message in byok_key_reads((pd.doc for pd in documents), self.profiles):
+            self._error(at, message)
         state = DesiredState(
             environment=self.env.name,
             client=self.env.client,

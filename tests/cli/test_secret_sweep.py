@@ -284,3 +284,32 @@ def test_a_missing_byok_variable_is_named_and_nothing_starts(project: E2EProject
         created = http.get("/_emulator/stats").json()["requests"]
     assert not any("conversations" in key for key in created)
     assert open_conversations(p) == 0
+
+
+def test_a_manifest_cannot_read_a_byok_key_through_env(project: E2EProject):
+    from support.agents import PASSING, write_agents
+
+    p = project
+    write_agents(p, PASSING)
+    config = p.root / "avatarsync.yaml"
+    config.write_text(
+        config.read_text().replace(
+            'manifests: ["characters/*.yaml", "agents/*.yaml"]',
+            'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {allowPrefixes: [E2E_]}',
+        )
+    )
+    agents = p.root / "agents" / "agents.yaml"
+    text = agents.read_text()
+    agents.write_text(
+        BYOK_PROFILE.replace("${vars.company}.", "${vars.company} and ${env.E2E_BYOK_KEY}.")
+        + text[text.index("---") :]
+    )
+    p.extra_env["E2E_BYOK_KEY"] = BYOK_SECRET
+    for args in (("validate",), ("render", "--env", "test"), ("test", "--env", "test")):
+        result = p.cli(*args)
+        assert result.code == 1, result.text
+        assert (
+            "${env.E2E_BYOK_KEY} is not allowed: E2E_BYOK_KEY holds the BYOK key of "
+            "AgentProfile 'aria-support'" in result.err
+        )
+        assert BYOK_SECRET not in result.text
