@@ -8,8 +8,9 @@ conversation cleanly; SIGINT (Ctrl-C) during a reply cancels that reply only
 conversation), and at the prompt it ends the chat. The conversation is ended
 on the server in every case.
 
-Lines are read on a daemon thread: a blocked read must never keep the
-process alive once the conversation is over.
+Lines are read on a daemon thread, one when the chat asks for it (so after
+/quit nothing is left reading): a blocked read must never keep the process
+alive once the conversation is over.
 """
 
 from __future__ import annotations
@@ -96,8 +97,11 @@ async def _chat(
     reply: list[asyncio.Future[Any]] = []  # the reply streaming now, if any
     cancelled_by_user: list[bool] = [False]
 
+    wanted = threading.Semaphore(0)  # a line is read only when the chat asks for one
+
     def read_lines() -> None:
         while True:
+            wanted.acquire()
             try:
                 line = terminal.read_line()
             except (OSError, ValueError):
@@ -138,6 +142,8 @@ async def _chat(
             )
             while True:
                 terminal.prompt()
+                if lines.empty():
+                    wanted.release()
                 line = await lines.get()
                 if line is None or line.strip() in QUIT_COMMANDS:
                     break

@@ -220,3 +220,44 @@ def test_sigterm_mid_reply_ends_the_conversation(make_project: Callable[..., E2E
     assert proc.returncode == 0, err
     assert " ended" in err
     assert open_conversations(project) == 0
+
+
+def test_ctrl_c_at_the_prompt_ends_the_chat_cleanly(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project()
+    write_agents(project, PASSING)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "avatarsync",
+            "-C",
+            str(project.root),
+            "chat",
+            "aria-support",
+            "--env",
+            "test",
+        ],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=project.env(),
+        preexec_fn=_controlling_terminal,
+    )
+    os.close(follower)
+    term = Terminal(leader)
+    try:
+        prompt = term.wait_for("you> ")
+        term.type(b"Hello!\r")
+        prompt = term.wait_for("you> ", after=prompt + 5)
+        term.type(b"\x03")
+        term.wait_for(" ended", after=prompt)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    assert "Fatal Python error" not in term.text
+    assert open_conversations(project) == 0
