@@ -14,6 +14,7 @@ from avatarsync._version import __version__
 
 if TYPE_CHECKING:
     from avatarsync.api import (
+        ChatSummary,
         Conversation,
         EnvironmentDiff,
         ExportedPresets,
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
         SmokeReport,
         StartedSession,
         StateMigration,
+        SuiteResult,
+        TestResult,
         Workspace,
+        chat,
         check_promotion,
         check_schemas,
         diff_environments,
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
         render,
         render_preset,
         resolve,
+        run_conversation_tests,
         save_plan_file,
         schema_files,
         show_state,
@@ -81,6 +86,7 @@ __all__ = [
     "ApplyReport",
     "AvatarsyncError",
     "Change",
+    "ChatSummary",
     "Conversation",
     "DesiredState",
     "Diagnostic",
@@ -113,9 +119,12 @@ __all__ = [
     "StartedSession",
     "StateError",
     "StateMigration",
+    "SuiteResult",
+    "TestResult",
     "UnsafePlanError",
     "Workspace",
     "__version__",
+    "chat",
     "check_promotion",
     "check_schemas",
     "diff_environments",
@@ -133,6 +142,7 @@ __all__ = [
     "render",
     "render_preset",
     "resolve",
+    "run_conversation_tests",
     "save_plan_file",
     "schema_files",
     "show_state",
@@ -147,12 +157,14 @@ _HOMES = {
     "avatarsync.api": (
         "Conversation EnvironmentDiff ExportedPresets FieldDifference ImportReport "
         "PlanOptions PlanRun SessionOptions SessionSpec SmokeReport StartedSession "
-        "StateMigration Workspace check_promotion check_schemas diff_environments "
+        "StateMigration Workspace chat check_promotion check_schemas diff_environments "
         "export_presets init_project list_state load_plan_file load_presets_file "
         "load_project load_values migrate_state move_state parse_assignments remove_state "
-        "render render_preset resolve save_plan_file schema_files show_state state_location "
-        "unlock_state validate write_schemas"
+        "render render_preset resolve run_conversation_tests save_plan_file schema_files "
+        "show_state state_location unlock_state validate write_schemas"
     ),
+    "avatarsync.avatarium.chat": "ChatSummary",
+    "avatarsync.avatarium.results": "SuiteResult TestResult",
     "avatarsync.errors": (
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "
         "PromotionError SessionError StalePlanError StateError UnsafePlanError"

@@ -32,7 +32,15 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +49,9 @@ from importlib import resources as package_files
 from pathlib import Path
 from typing import Any, TypeVar
 
+from avatarsync.avatarium.chat import ChatSummary, ChatTerminal
+from avatarsync.avatarium.rendering import profile_document
+from avatarsync.avatarium.results import SuiteResult, TestResult
 from avatarsync.catalog import EQUOS_DEFAULT_URL
 from avatarsync.conversations import presets as _presets
 from avatarsync.conversations.presets import ExportedPresets, load_presets_file
@@ -122,6 +133,7 @@ from avatarsync.state.manage import resolve_address as resolve_state_address
 from avatarsync.vcs import checkout
 
 __all__ = [
+    "ChatSummary",
     "Conversation",
     "EnvironmentDiff",
     "ExportedPresets",
@@ -134,7 +146,10 @@ __all__ = [
     "SmokeReport",
     "StartedSession",
     "StateMigration",
+    "SuiteResult",
+    "TestResult",
     "Workspace",
+    "chat",
     "check_promotion",
     "check_schemas",
     "diff_environments",
@@ -152,6 +167,7 @@ __all__ = [
     "render",
     "render_preset",
     "resolve",
+    "run_conversation_tests",
     "save_plan_file",
     "schema_files",
     "show_state",
@@ -176,12 +192,15 @@ def _load_manifest_set(project: Project) -> ManifestSet:
     return load_manifests(files, problems)
 
 
-def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
+def validate(
+    project: Project, env_name: str | None = None, *, online: bool = False
+) -> list[Diagnostic]:
     """Check everything offline for one environment (or all of them).
 
     Returns the warnings; raises ManifestError with every error (and the
     warnings) at once. An unset `${env.X}` is only a warning here, so CI can
-    validate without every environment's secrets.
+    validate without every environment's secrets. `online` also asks each
+    environment's Avatarium whether every AgentProfile's avatar exists.
     """
     names = [project.environment(env_name).name] if env_name else list(project.environments)
     manifests = _load_manifest_set(project)
@@ -192,6 +211,11 @@ def validate(project: Project, env_name: str | None = None) -> list[Diagnostic]:
         found += problems
         if resolution is not None:
             found += lint(project, resolution)
+            if online and resolution.complete:
+                from avatarsync.avatarium.online import check_avatars
+
+                profiles = list(resolution.state.profiles.values())
+                found += check_avatars(project, resolution.environment, profiles)
     diagnostics = sorted(set(found))
     if any(d.severity == "error" for d in diagnostics):
         raise ManifestError(diagnostics)
@@ -281,6 +305,9 @@ def render(
                 spec["inputs"] = _presets.inputs_document(preset.inputs)
             spec["promptTemplateVars"] = rendered
             documents.append({"kind": Kind.CONVERSATION_PRESET.value, "name": key, "spec": spec})
+    for key, profile in state.profiles.items():
+        if wanted is None or wanted == Address(Kind.AGENT_PROFILE.value, key):
+            documents.append(profile_document(profile))
     env = resolution.environment
     header = f"# avatarsync render: environment '{env.name}', client '{env.client}'\n"
     if not documents:
@@ -362,9 +389,11 @@ def _parse_address(text: str, state: DesiredState) -> Address:
     except ValueError as exc:
         raise UnknownAddressError(f"{exc} (e.g. Character/tommy)") from None
     kind = address.kind
-    known = set(state.resources) | {
-        Address(Kind.CONVERSATION_PRESET.value, key) for key in state.presets
-    }
+    known = (
+        set(state.resources)
+        | {Address(Kind.CONVERSATION_PRESET.value, key) for key in state.presets}
+        | {Address(Kind.AGENT_PROFILE.value, key) for key in state.profiles}
+    )
     if address not in known:
         same_kind = sorted(a.key for a in known if a.kind == kind)
         listing = ", ".join(same_kind) or "none"
@@ -502,6 +531,7 @@ def _default_name(directory: Path) -> str:
 class PlanRun:
     plan: Plan
     requests: int  # API requests the plan made (all reads)
+    notes: tuple[str, ...] = ()  # one-line remarks for the user (e.g. what a gate checked)
 
 
 @dataclass
@@ -814,6 +844,16 @@ class Workspace:
                 "make a new plan"
             )
 
+    def record_in_sync(self, plan: Plan) -> None:
+        """After a plan with nothing to change, record lastApply as an apply
+        would: the environment runs these manifests (e.g. only an AgentProfile
+        or a ConversationTest changed), which is what promote checks. Hold the lock."""
+        if plan.has_changes:
+            raise PlanError("the plan has changes: apply it")
+        state = self.store.load()
+        self.store.record(state, self._last_apply(plan))
+        self.store.compact(state)
+
     def _last_apply(self, plan: Plan) -> StateOp:
         """What promote checks later: which commit and manifests this apply came from."""
         at = checkout(self.project.root)
@@ -1090,11 +1130,17 @@ def check_promotion(
     *,
     parallelism: int = 10,
     on_event: EventSink | None = None,
+    skip_tests: bool = False,
 ) -> PlanRun:
     """Refuse (PromotionError) unless `source`'s last apply was from the manifests
-    of this checkout and it has no pending changes or drift; returns its plan."""
+    of this checkout, its conversation tests passed on them (unless `skip_tests`)
+    and it has no pending changes or drift; returns its plan, with a note on the
+    tests."""
+    from avatarsync.avatarium.gate import check_tests_passed
+
     with Workspace(project, source, parallelism=parallelism, on_event=on_event) as ws:
-        last = ws.store.load().last_apply
+        recorded = ws.store.load()
+        last = recorded.last_apply
         if not last:
             raise PromotionError(
                 f"{source!r} has no recorded apply: apply --env {source} first, test it, "
@@ -1108,7 +1154,11 @@ def check_promotion(
                 f"{last.get('at')}) than this checkout's: apply --env {source} first, test "
                 "it, then promote"
             )
-        run = ws.plan()
+        if skip_tests:
+            note = f"conversation tests NOT checked on {source!r} (--skip-tests)"
+        else:
+            note = check_tests_passed(recorded, ws.desired, ws.sources_fingerprint, source)
+        run = dataclasses.replace(ws.plan(), notes=(note,))
     if run.plan.has_changes:
         summary = run.plan.summary
         raise PromotionError(
@@ -1118,6 +1168,50 @@ def check_promotion(
             f"to adopt): what is promoted must be what was tested; plan --env {source}"
         )
     return run
+
+
+def run_conversation_tests(
+    project: Project,
+    env_name: str,
+    names: Sequence[str] = (),
+    *,
+    parallelism: int = 4,
+    on_event: EventSink | None = None,
+    on_result: Callable[[TestResult], None] | None = None,
+) -> SuiteResult:
+    """Run the ConversationTests (all, or those named) in one environment, end
+    every conversation they start, and record the outcome in its state for
+    `promote`. Failing tests are results, not errors; Interrupted on SIGINT/SIGTERM."""
+    from avatarsync.avatarium.suite import run_suite, select_tests
+
+    ws = Workspace(project, env_name, parallelism=parallelism, on_event=on_event)
+    # Equos is only needed for preset smokes, or to run the embedded emulator.
+    selected = select_tests(ws.desired.tests, names)
+    needs_workspace = (ws.env.emulator and not ws.env.url) or any(t.preset for t in selected)
+    with ws if needs_workspace else contextlib.nullcontext(ws):
+        return run_suite(
+            ws,
+            names,
+            render_preset=lambda key, values: render_preset(project, env_name, key, values),
+            parallelism=parallelism,
+            on_result=on_result,
+        )
+
+
+def chat(
+    project: Project,
+    env_name: str,
+    profile_key: str,
+    terminal: ChatTerminal,
+) -> ChatSummary:
+    """An interactive conversation with an AgentProfile over `terminal` (lines
+    in, streamed text out); the conversation is always ended."""
+    from avatarsync.avatarium.chat import run_chat
+
+    ws = Workspace(project, env_name)
+    embedded = ws.env.emulator and not ws.env.url
+    with ws if embedded else contextlib.nullcontext(ws):
+        return run_chat(project, ws.env, ws.desired, profile_key, terminal, ws.base_url)
 
 
 def diff_environments(

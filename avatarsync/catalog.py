@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["AVATARIUM_PROVIDERS", "EQUOS_DEFAULT_URL", "FACE_IDENTITIES", "VOICE_IDENTITIES"]
+__all__ = [
+    "AVATARIUM_DEFAULT_URL",
+    "AVATARIUM_PROVIDERS",
+    "EQUOS_DEFAULT_URL",
+    "FACE_IDENTITIES",
+    "VOICE_IDENTITIES",
+]
 
 EQUOS_DEFAULT_URL: Final = "https://api.equos.ai"
+AVATARIUM_DEFAULT_URL: Final = "https://api.avatarium.ai/v1"
 
 # The Equos face gallery (`equos` 3.1.5 lists only this one).
 FACE_IDENTITIES: Final[tuple[str, ...]] = ("tommy",)

@@ -42,6 +42,9 @@ __all__ = [
     "OPTIONAL_STRINGS",
     "REFERENCE_FIELDS",
     "Address",
+    "AgentProfile",
+    "ByokSettings",
+    "ConversationTest",
     "DesiredResource",
     "DesiredState",
     "DocumentSpec",
@@ -52,6 +55,7 @@ __all__ = [
     "Position",
     "Preset",
     "PresetInput",
+    "TestTurn",
     "comparable",
 ]
 
@@ -63,6 +67,8 @@ class Kind(StrEnum):
     KNOWLEDGE_BASE = "KnowledgeBase"
     CHARACTER = "Character"
     CONVERSATION_PRESET = "ConversationPreset"
+    AGENT_PROFILE = "AgentProfile"  # Avatarium: not an API resource either
+    CONVERSATION_TEST = "ConversationTest"
 
 
 # Kinds that exist as resources on the Equos API, leaves first.
@@ -229,6 +235,59 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class ByokSettings:
+    """Bring-your-own-key settings of a profile. Only the *name* of the variable
+    holding the key: the key itself is read when a conversation starts."""
+
+    provider: str
+    api_key_env: str
+    model: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """An Avatarium agent: avatar preset, AI provider, system prompt (substituted)."""
+
+    key: str
+    avatar_id: str
+    provider: str | None
+    system_prompt: str
+    byok: ByokSettings | None
+    position: Position
+    field_positions: Mapping[str, Position] = field(default_factory=dict)
+    # Fields whose value came from a secret variable: masked wherever shown.
+    sensitive_fields: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TestTurn:
+    """One `say:` of a conversation test and what its reply must satisfy."""
+
+    say: str
+    contains: tuple[str, ...] = ()
+    not_contains: tuple[str, ...] = ()
+    matches: str | None = None  # a regular expression, searched in the reply
+    max_first_chunk_seconds: float | None = None
+    max_seconds: float | None = None
+    position: Position | None = None
+
+
+@dataclass(frozen=True)
+class ConversationTest:
+    """A conversation test: turns against an AgentProfile, or a start/check/stop
+    smoke of an Equos ConversationPreset (`preset`)."""
+
+    key: str
+    profile: str | None
+    preset: str | None
+    turns: tuple[TestTurn, ...]
+    vars: Mapping[str, Any]
+    timeout_seconds: float
+    position: Position
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything the manifests want in one environment, fully resolved."""
 
@@ -236,6 +295,8 @@ class DesiredState:
     client: str
     resources: Mapping[Address, DesiredResource]
     presets: Mapping[str, Preset] = field(default_factory=dict)
+    profiles: Mapping[str, AgentProfile] = field(default_factory=dict)
+    tests: Mapping[str, ConversationTest] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,17 @@ def test_the_pipelines_cover_plan_apply_promote_and_drift() -> None:
             for s in _scripts(yaml.safe_load((REPO / name).read_text()))
             for c in _commands(s)
         }
-        assert used >= {"validate", "plan", "apply", "promote", "drift"}, group
+        assert used >= {"validate", "plan", "apply", "test", "promote", "drift"}, group
+
+
+@pytest.mark.parametrize("name", ["examples/ci/github/deploy.yml", "examples/ci/gitlab-ci.yml"])
+def test_conversation_tests_run_on_staging_before_promotion(name: str) -> None:
+    commands = [
+        c for s in _scripts(yaml.safe_load((REPO / name).read_text())) for c in _commands(s)
+    ]
+    order = [c[0] for c in commands]
+    assert commands[order.index("test")][:3] == ["test", "--env", "staging"]
+    assert order.index("apply") < order.index("test") < order.index("promote")
 
 
 def test_the_checker_rejects_an_unknown_option() -> None:

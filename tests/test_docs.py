@@ -2,8 +2,8 @@
 
 Each fenced `bash`/`sh` block runs as one bash script in a sandbox holding a
 copy of `examples/` (at the top and as `examples/`), with `avatarsync` on
-PATH as a shim that points every platform environment of the sandbox's
-project files at one emulator and gives every `apiKeyEnv` its key: the
+PATH as a shim that points every platform environment (Equos and Avatarium)
+of the sandbox's project files at one emulator and gives every `apiKeyEnv` its key: the
 commands are the docs' own, only the organisation is local. A command may
 exit 0 or 2 (the documented "changes present / different / drifted"); 1 is
 a failure. Segments that install, lint or run this suite (venv, pip, pytest,
@@ -49,8 +49,14 @@ for path in pathlib.Path(os.environ["DOCTEST_SANDBOX"]).rglob("avatarsync.yaml")
 
     def flush():
         if any(re.match(r"\\s+provider: equos", l) for l in block):
-            body = [l for l in block if not re.match(r"\\s+url:", l)]
+            body = [l for l in block if not re.match(r"    url:", l)]
             block[:] = body[:1] + ["    url: " + url] + body[1:]
+        # Avatarium endpoints (`avatarium: {{url: ...}}` or a nested `url:`) too.
+        block[:] = [
+            re.sub(r"url: [^,}}\\s]+", "url: " + url + "/v1", l)
+            if re.match(r"      url:|    avatarium: \\{{", l) else l
+            for l in block
+        ]
         out.extend(block)
         block.clear()
 

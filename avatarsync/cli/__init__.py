@@ -5,6 +5,7 @@ the commands of one area to it.
 """
 
 from avatarsync.cli import (  # noqa: F401  (registers)
+    agent_cmds,
     emulator_cmds,
     env_cmds,
     manifest_cmds,

@@ -67,6 +67,11 @@ def diff(obj: CliContext, source: str, target: str, as_json: bool) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save TARGET's plan instead of applying it (apply it later with `apply FILE`).",
 )
+@click.option(
+    "--skip-tests",
+    is_flag=True,
+    help="Promote even if SOURCE's conversation tests did not pass on these manifests.",
+)
 @click.pass_obj
 def promote(
     obj: CliContext,
@@ -82,12 +87,14 @@ def promote(
     lock_timeout: float,
     as_json: bool,
     out: Path | None,
+    skip_tests: bool,
 ) -> int:
     """Apply to TARGET exactly what SOURCE runs (e.g. `promote staging prod`).
 
     Refuses unless SOURCE's last successful apply was made from the manifests
-    of this checkout and SOURCE has no pending changes or drift: what is
-    promoted must be what was tested. Then it is `apply --env TARGET`
+    of this checkout, its conversation tests (`avatarsync test --env SOURCE`)
+    passed on those manifests, and SOURCE has no pending changes or drift:
+    what is promoted must be what was tested. Then it is `apply --env TARGET`
     (confirmation, --yes, protect rules, --out to save the plan for review).
     """
     from avatarsync.api import Workspace, check_promotion, save_plan_file
@@ -96,8 +103,18 @@ def promote(
         raise click.UsageError("SOURCE and TARGET must be different environments")
     project = open_project(obj)
     options = _plan_options(prune, target, exclude, allow_delete_all)
+    if skip_tests:
+        click.echo(
+            f"WARNING: --skip-tests: promoting without checking that {source!r}'s conversation "
+            "tests passed on these manifests",
+            err=True,
+        )
     with progress(obj) as display:
-        check_promotion(project, source, parallelism=parallelism, on_event=display)
+        checked = check_promotion(
+            project, source, parallelism=parallelism, on_event=display, skip_tests=skip_tests
+        )
+    for note in checked.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(
         f"{source!r} runs these manifests with nothing pending: promoting to {target_env!r}.",
         err=True,

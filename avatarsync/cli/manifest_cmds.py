@@ -35,19 +35,26 @@ __all__ = ["init", "render", "schema", "validate"]
     help="github: ::error/::warning annotations for GitHub Actions "
     "(the default under GITHUB_ACTIONS=true or --github).",
 )
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask each environment's Avatarium whether every profile's avatarId exists.",
+)
 @click.pass_obj
-def validate(obj: CliContext, env_name: str | None, output_format: str | None) -> None:
+def validate(
+    obj: CliContext, env_name: str | None, output_format: str | None, online: bool
+) -> None:
     """Check manifests offline: schema, references, substitutions, templates.
 
     Exits 1 when there are errors (all of them are listed); warnings alone
-    exit 0.
+    exit 0. With --online, AgentProfiles' avatars are looked up too.
     """
     from avatarsync import api
 
     if output_format is not None:
         obj.diagnostic_format = "github" if output_format == "github" else "text"
     project = open_project(obj)
-    warnings = api.validate(project, env_name)
+    warnings = api.validate(project, env_name, online=online)
     report_diagnostics(warnings, project.root, obj.diagnostic_format)
     names = env_name or ", ".join(project.environments)
     click.echo(f"ok: {names}: {diagnostic_summary(0, len(warnings))}", err=True)

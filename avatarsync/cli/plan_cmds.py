@@ -277,6 +277,7 @@ def apply_environment(
         else:
             the_plan = saved
         if not the_plan.has_changes:
+            ws.record_in_sync(the_plan)
             if request.as_json:
                 empty = ApplyReport(the_plan.plan_id, the_plan.environment)
                 click.echo(render_apply_json(empty), nl=False)

@@ -13,12 +13,12 @@ Fields use snake_case in Python and camelCase in YAML (the API's spelling).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
+from avatarsync.catalog import AVATARIUM_PROVIDERS, FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.resources import KEY_PATTERN, Kind
 
 __all__ = [
@@ -27,16 +27,22 @@ __all__ = [
     "MAX_SESSION_SECONDS",
     "PROMPT_CTX_MAX_CHARS",
     "SPEC_MODELS",
+    "AgentProfileSpec",
+    "AvatariumEndpointModel",
     "BrainSpec",
+    "ByokSpec",
     "CharacterSpec",
     "ConversationPresetSpec",
+    "ConversationTestSpec",
     "DocumentEntry",
     "EnvPolicyModel",
     "EnvironmentModel",
+    "ExpectSpec",
     "FaceSpec",
     "KnowledgeBaseSpec",
     "PresetInputSpec",
     "ProjectModel",
+    "TurnSpec",
     "VoiceSpec",
 ]
 
@@ -59,6 +65,7 @@ FaceIdentity = Annotated[
     ),
 ]
 Key = Annotated[str, Field(pattern=_KEY_REGEX, description="A key: unique per kind, stable.")]
+EnvVarName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 
 
 class _Model(BaseModel):
@@ -194,6 +201,64 @@ class ConversationPresetSpec(_Model):
     )
 
 
+# --- Avatarium: agent profiles and the conversation tests run against them ----
+
+AiProvider = Literal["groq", "openai", "gemini", "anthropic"]
+assert set(get_args(AiProvider)) == set(AVATARIUM_PROVIDERS)
+
+
+class ByokSpec(_Model):
+    """Bring your own AI key: the key is read from `apiKeyEnv` when a conversation
+    starts, never written in a manifest, state or any output."""
+
+    provider: AiProvider
+    api_key_env: EnvVarName = Field(description="Variable holding the provider key.")
+    model: str | None = None
+    base_url: str | None = Field(None, pattern=r"^https?://", description="http(s) URL.")
+
+
+class AgentProfileSpec(_Model):
+    """An Avatarium agent: an avatar preset, an AI provider and a system prompt."""
+
+    avatar_id: str = Field(min_length=1, description="Avatar preset id, e.g. aria-001.")
+    provider: AiProvider | None = Field(None, description="AI provider (platform default).")
+    system_prompt: str = Field("", description="May use ${vars.x} and ${env.X}.")
+    byok: ByokSpec | None = None
+
+
+OneOrMore = str | list[str]
+
+
+class ExpectSpec(_Model):
+    """What a reply must satisfy; every check given is applied."""
+
+    contains: OneOrMore | None = Field(None, description="Text(s) the reply must contain.")
+    not_contains: OneOrMore | None = Field(None, description="Text(s) it must not contain.")
+    matches: str | None = Field(None, description="A regular expression searched in the reply.")
+    max_first_chunk_seconds: float | None = Field(None, gt=0)
+    max_seconds: float | None = Field(None, gt=0, description="The whole reply, at most.")
+
+
+class TurnSpec(_Model):
+    """One message sent, and the expectations on its reply."""
+
+    say: str = Field(min_length=1, max_length=5000)
+    expect: ExpectSpec | None = None
+
+
+class ConversationTestSpec(_Model):
+    """A conversation test: `profile` (turns over the Avatarium WebSocket) or
+    `preset` (an Equos start/check/stop smoke)."""
+
+    profile: str | None = Field(None, description="Key of an AgentProfile.")
+    preset: str | None = Field(None, description="Key of a ConversationPreset (smoke).")
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Caller values for the target's {{ templates }}."
+    )
+    timeout_seconds: float = Field(30, gt=0, description="Per turn, without maxSeconds.")
+    turns: list[TurnSpec] = Field(default_factory=list)
+
+
 SPEC_MODELS: dict[Kind, type[_Model]] = {
     Kind.FACE: FaceSpec,
     Kind.VOICE: VoiceSpec,
@@ -201,6 +266,8 @@ SPEC_MODELS: dict[Kind, type[_Model]] = {
     Kind.KNOWLEDGE_BASE: KnowledgeBaseSpec,
     Kind.CHARACTER: CharacterSpec,
     Kind.CONVERSATION_PRESET: ConversationPresetSpec,
+    Kind.AGENT_PROFILE: AgentProfileSpec,
+    Kind.CONVERSATION_TEST: ConversationTestSpec,
 }
 
 
@@ -231,8 +298,6 @@ DOCUMENT_MODELS: dict[Kind, type[_Model]] = {
 
 
 # --- project file --------------------------------------------------------------
-
-EnvVarName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 
 
 class EnvPolicyModel(_Model):
@@ -280,6 +345,19 @@ StateModel = Annotated[
 ]
 
 
+class AvatariumEndpointModel(_Model):
+    """Where an environment's Avatarium conversations run: a URL and key, or the
+    embedded emulator."""
+
+    url: str | None = Field(None, description="Default https://api.avatarium.ai/v1.")
+    api_key_env: EnvVarName | None = Field(None, description="Variable holding the key.")
+    emulator: bool = Field(False, description="Use the embedded emulator.")
+    ws_auth: Literal["header", "none"] = Field(
+        "header",
+        description="header: the WebSocket upgrade carries the key; none: the bare wsUrl.",
+    )
+
+
 class EnvironmentModel(_Model):
     """One environment: where to apply, with which key, client tag and vars."""
 
@@ -290,6 +368,11 @@ class EnvironmentModel(_Model):
     vars: dict[str, Any] = Field(default_factory=dict)
     protect: bool = Field(False, description="Deletes and replaces need --allow-destroy.")
     emulator: bool = Field(False, description="Use the embedded emulator.")
+    avatarium: AvatariumEndpointModel | None = Field(
+        None,
+        description="Avatarium endpoint for agent profiles and conversation tests "
+        "(an emulator: true environment uses the embedded emulator by default).",
+    )
     state: str | StateModel | None = Field(
         None,
         description="A state file path (default .avatarsync/state/<env>.json), or "

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from avatarsync.catalog import EQUOS_DEFAULT_URL
+from avatarsync.catalog import AVATARIUM_DEFAULT_URL, EQUOS_DEFAULT_URL
 from avatarsync.errors import Diagnostic, ProjectError, ProjectFileError
 from avatarsync.manifests.loader import SourceMap, YamlPath, load_file, yaml11_surprise
 from avatarsync.manifests.messages import did_you_mean, validate_model, yaml11_diagnostics
@@ -31,6 +31,7 @@ from avatarsync.secret import Secret
 __all__ = [
     "DEFAULT_API_URL",
     "PROJECT_FILE",
+    "AvatariumSettings",
     "EnvPolicy",
     "Environment",
     "Project",
@@ -84,6 +85,18 @@ class StateSettings:
 
 
 @dataclass(frozen=True)
+class AvatariumSettings:
+    """An environment's Avatarium endpoint: `url` + `api_key_env`, or the
+    embedded emulator (`emulator`); `ws_auth` says whether the WebSocket
+    upgrade carries the key ("header") or uses the bare wsUrl ("none")."""
+
+    url: str | None = None
+    api_key_env: str | None = None
+    emulator: bool = False
+    ws_auth: Literal["header", "none"] = "header"
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     provider: str  # "equos" (room for "avatarium" later)
@@ -96,6 +109,8 @@ class Environment:
     state_path: Path  # absolute: the file backend's file (also where local caches live)
     position: Position
     state: StateSettings = StateSettings()
+    # None: no Avatarium endpoint (an emulator: true environment gets the embedded one).
+    avatarium: AvatariumSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +360,7 @@ def load_project_file(path: Path) -> Project:
             state_path=state_path,
             position=doc.source.value(("environments", env_name)),
             state=_state_settings(settings, state_path),
+            avatarium=_avatarium_settings(env_model),
         )
     policy = EnvPolicy(
         allow=frozenset(model.env.allow),
@@ -356,6 +372,7 @@ def load_project_file(path: Path) -> Project:
             for name in (
                 e.api_key_env,
                 getattr(e.state, "url_env", None),  # a database URI holds a password
+                e.avatarium.api_key_env if e.avatarium else None,
             )
             if name
         ),
@@ -370,6 +387,19 @@ def load_project_file(path: Path) -> Project:
         manifest_positions=tuple(
             doc.source.value(("manifests", index)) for index in range(len(model.manifests))
         ),
+    )
+
+
+def _avatarium_settings(env_model: Any) -> AvatariumSettings | None:
+    model = env_model.avatarium
+    if model is None:
+        return AvatariumSettings(emulator=True) if env_model.emulator else None
+    if model.emulator:
+        return AvatariumSettings(emulator=True, ws_auth=model.ws_auth)
+    return AvatariumSettings(
+        url=model.url or AVATARIUM_DEFAULT_URL,
+        api_key_env=model.api_key_env,
+        ws_auth=model.ws_auth,
     )
 
 
@@ -420,13 +450,33 @@ def _check_raw(data: Any, source: SourceMap) -> list[Diagnostic]:
             )
         elif isinstance(url, str) and (problem := url_problem(url)) is not None:
             error((*base, "url"), f"environment '{env_name}': url {problem}")
+        avatarium = env.get("avatarium")
+        if isinstance(avatarium, dict) and avatarium.get("emulator") is True:
+            for name in ("url", "apiKeyEnv"):
+                if name in avatarium:
+                    error(
+                        (*base, "avatarium", name),
+                        f"environment '{env_name}': avatarium.{name} cannot be combined with "
+                        "avatarium.emulator: true",
+                    )
+        elif isinstance(avatarium, dict) and avatarium.get("apiKeyEnv") is None:
+            error(
+                (*base, "avatarium"),
+                f"environment '{env_name}': avatarium needs apiKeyEnv (the variable holding "
+                "the Avatarium key) or emulator: true",
+            )
         state = env.get("state")
-        if isinstance(state, dict) and state.get("backend") == "postgres" and not data.get("name"):
+        if (
+            isinstance(state, dict)
+            and state.get("backend") in ("postgres", "s3")
+            and not data.get("name")
+            and not env.get("client")
+        ):
             error(
                 (*base, "state"),
-                f"environment '{env_name}' keeps its state in PostgreSQL under the project's "
-                "name: set `name:` in the project file (the folder's name differs between "
-                "checkouts, and each name would get a state of its own)",
+                f"environment '{env_name}' shares its state between checkouts, but its "
+                "client tag comes from the folder's name, which differs between checkouts: "
+                "set `name:` in the project file (or the environment's `client:`)",
             )
         if isinstance(state, dict) and state.get("backend") == "file":
             state = state.get("path")

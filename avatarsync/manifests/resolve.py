@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from avatarsync.errors import Diagnostic
+from avatarsync.manifests.agents import agent_profile, byok_key_reads, conversation_test
 from avatarsync.manifests.loader import YamlDocument, YamlPath, iter_strings
 from avatarsync.manifests.manifest_set import ManifestSet, ParsedDocument
 from avatarsync.manifests.messages import Suggestions, validate_model, yaml11_diagnostics
@@ -34,6 +35,8 @@ from avatarsync.resources import (
     KEY_PATTERN,
     REFERENCE_FIELDS,
     Address,
+    AgentProfile,
+    ConversationTest,
     DesiredResource,
     DesiredState,
     DocumentSpec,
@@ -155,6 +158,8 @@ class _Resolver:
         self.tables: dict[Kind, dict[str, ParsedDocument]] = {kind: {} for kind in Kind}
         self.resources: dict[Address, DesiredResource] = {}
         self.presets: dict[str, Preset] = {}
+        self.profiles: dict[str, AgentProfile] = {}
+        self.tests: dict[str, ConversationTest] = {}
         self.preset_documents: dict[str, YamlDocument] = {}
         self.brain_sources: dict[Address, tuple[YamlDocument, YamlPath]] = {}
         self.labels: dict[Address, str] = {}
@@ -180,11 +185,15 @@ class _Resolver:
                 self._raw_references(pd)
         for pd, model, subst in typed:
             self._build(pd, model, subst)
+        for at, message in byok_key_reads((pd.doc for pd in documents), self.profiles):
+            self._error(at, message)
         state = DesiredState(
             environment=self.env.name,
             client=self.env.client,
             resources={address: self.resources[address] for address in sorted(self.resources)},
             presets={key: self.presets[key] for key in sorted(self.presets)},
+            profiles={key: self.profiles[key] for key in sorted(self.profiles)},
+            tests={key: self.tests[key] for key in sorted(self.tests)},
         )
         resolution = Resolution(
             self.env,
@@ -277,6 +286,10 @@ class _Resolver:
                 self._character(pd, key, spec, subst)
             case Kind.CONVERSATION_PRESET:
                 self._preset(pd, key, spec)
+            case Kind.AGENT_PROFILE:
+                self.profiles[key] = agent_profile(pd.doc, key, spec, subst.secret)
+            case Kind.CONVERSATION_TEST:
+                self._conversation_test(pd, key, spec)
 
     def _add_resource(
         self,
@@ -380,6 +393,17 @@ class _Resolver:
         )
         self.preset_documents[key] = doc
 
+    def _conversation_test(self, pd: ParsedDocument, key: str, spec: Any) -> None:
+        test, problems = conversation_test(pd.doc, key, spec, pd.envelope.what)
+        for at, message in problems:
+            self._error(at, message)
+        if test.profile is not None:
+            self._reference(pd, ("spec", "profile"), Kind.AGENT_PROFILE, test.profile)
+        if test.preset is not None:
+            self._reference(pd, ("spec", "preset"), Kind.CONVERSATION_PRESET, test.preset)
+        if not problems:
+            self.tests[key] = test
+
     def _raw_references(self, pd: ParsedDocument) -> None:
         data = pd.doc.data
         spec = data.get("spec") if isinstance(data, dict) else None
@@ -390,6 +414,8 @@ class _Resolver:
             fields = dict(REFERENCE_FIELDS)
         elif pd.kind is Kind.CONVERSATION_PRESET:
             fields = {"character": Kind.CHARACTER}
+        elif pd.kind is Kind.CONVERSATION_TEST:
+            fields = {"profile": Kind.AGENT_PROFILE, "preset": Kind.CONVERSATION_PRESET}
         for name, kind in fields.items():
             value = spec.get(name)
             if isinstance(value, str) and "${" not in value and KEY_PATTERN.match(value):

@@ -12,10 +12,12 @@ BYOK provider key — and both stay `Secret`s until the bytes leave.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -27,7 +29,17 @@ from avatarsync.errors import ApiError, ServerError, TransportError
 from avatarsync.providers.http import ErrorInfo, PlatformClient, error_for_status
 from avatarsync.secret import Secret, scrub
 
-__all__ = ["DEFAULT_URL", "PROVIDERS", "AvatariumClient", "AvatariumSocket"]
+__all__ = [
+    "DEFAULT_URL",
+    "PROVIDERS",
+    "AvatariumClient",
+    "AvatariumConversation",
+    "AvatariumSocket",
+    "FrameError",
+    "SocketClosed",
+    "StreamedReply",
+    "finish_cleanup",
+]
 
 DEFAULT_URL: Final = "https://api.avatarium.ai/v1"
 PROVIDERS: Final = frozenset(AVATARIUM_PROVIDERS)
@@ -101,22 +113,40 @@ class AvatariumClient(PlatformClient):
         )
 
     @asynccontextmanager
-    async def open_socket(
-        self, ws_url: str, *, open_timeout: float = 10.0
-    ) -> AsyncIterator[AvatariumSocket]:
-        """Connect to a conversation's WebSocket (the `wsUrl` from create).
+    async def conversation(
+        self,
+        avatar_id: str,
+        provider: str | None = None,
+        system_prompt: str | None = None,
+        byok: Mapping[str, Any] | None = None,
+        *,
+        ws_auth: str = "header",
+    ) -> AsyncIterator[AvatariumConversation]:
+        """Create a conversation and **always** end it when the block exits, on
+        success, error and cancellation alike (a second cancellation does not
+        abort the end: conversations left open cost money)."""
+        data = await self.create_conversation(avatar_id, provider, system_prompt, byok)
+        conversation = AvatariumConversation(self, data, ws_auth=ws_auth)
+        try:
+            yield conversation
+        finally:
+            await finish_cleanup(conversation.end())
 
-        `async with client.open_socket(url) as ws: frames = await ws.ask("hi")`.
-        Handshake failures become `ApiError`s like any other call.
-        """
+    async def connect_socket(
+        self, ws_url: str, *, authenticate: bool = True, open_timeout: float = 10.0
+    ) -> AvatariumSocket:
+        """Open a conversation's WebSocket; the caller closes it. With
+        `authenticate=False` the bare `wsUrl` is used, as the reference's example
+        does; otherwise the upgrade carries `Authorization: Bearer`."""
         path = urlsplit(ws_url).path
         self._http.count("GET {wsUrl}")
         problem: ApiError | None = None
         connection: ClientConnection | None = None
+        headers = {"authorization": f"Bearer {self._key.reveal()}"} if authenticate else {}
         try:
             connection = await connect(
                 ws_url,
-                additional_headers={"authorization": f"Bearer {self._key.reveal()}"},
+                additional_headers=headers,
                 open_timeout=open_timeout,
                 proxy=None,
                 # websockets logs every handshake header at DEBUG: scrub them.
@@ -135,7 +165,20 @@ class AvatariumClient(PlatformClient):
         if problem is not None:
             raise problem  # outside `except`: no context chain into the handshake frames
         assert connection is not None
-        socket = AvatariumSocket(connection, path)
+        return AvatariumSocket(connection, path)
+
+    @asynccontextmanager
+    async def open_socket(
+        self, ws_url: str, *, authenticate: bool = True, open_timeout: float = 10.0
+    ) -> AsyncIterator[AvatariumSocket]:
+        """Connect to a conversation's WebSocket (the `wsUrl` from create).
+
+        `async with client.open_socket(url) as ws: frames = await ws.ask("hi")`.
+        Handshake failures become `ApiError`s like any other call.
+        """
+        socket = await self.connect_socket(
+            ws_url, authenticate=authenticate, open_timeout=open_timeout
+        )
         try:
             yield socket
         finally:
@@ -176,7 +219,7 @@ class AvatariumSocket:
         except TimeoutError:
             problem = f"no frame within {timeout} s"
         except ConnectionClosed as exc:
-            problem = f"socket closed: {exc}"
+            raise SocketClosed(f"socket closed: {exc}", method="WS", path=self._path) from None
         if problem is not None:
             raise TransportError(problem, method="WS", path=self._path)
         try:
@@ -221,7 +264,242 @@ class AvatariumSocket:
         except ConnectionClosed as exc:
             problem = f"socket closed: {exc}"
         if problem is not None:
-            raise TransportError(problem, method="WS", path=self._path)
+            raise SocketClosed(problem, method="WS", path=self._path)
+
+
+class SocketClosed(TransportError):
+    """The WebSocket closed or dropped (as opposed to a frame not arriving in time)."""
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """An `error` frame: the platform's code and message."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass
+class StreamedReply:
+    """One assistant reply as it came over the WebSocket, with its timings
+    (seconds since the turn was sent) and whatever went wrong."""
+
+    chunks: list[str] = field(default_factory=list)
+    final: str | None = None  # stream_end's content (or a non-streamed assistant message's)
+    message_id: str | None = None
+    first_chunk_seconds: float | None = None
+    seconds: float = 0.0
+    error: FrameError | None = None  # an `error` frame ended the reply
+    problem: str | None = None  # the socket dropped or the reply did not come in time
+    reconnected: bool = False  # the socket dropped before the first chunk and was reopened
+
+    @property
+    def content(self) -> str:
+        """What was said: the joined chunks (or the final text when nothing streamed)."""
+        return "".join(self.chunks) if self.chunks else (self.final or "")
+
+    @property
+    def mismatch(self) -> bool:
+        """stream_end's content differs from the joined chunks."""
+        return bool(self.chunks) and self.final is not None and self.final != self.content
+
+    @property
+    def complete(self) -> bool:
+        return self.final is not None and self.error is None and self.problem is None
+
+
+ChunkSink = Callable[[str], None]
+
+
+class AvatariumConversation:
+    """A created conversation: turns over its WebSocket, then `end`.
+
+    The socket opens on the first turn. If it drops before the first chunk of a
+    reply, it is reopened and the turn sent again, once; a turn whose reply has
+    started is never sent again (the reply is reported as cut short). A socket
+    left in an unknown state (timeout, cancelled reply) is closed, and the next
+    turn opens a fresh one: the conversation lives on the server.
+    """
+
+    def __init__(
+        self, client: AvatariumClient, data: Mapping[str, Any], *, ws_auth: str = "header"
+    ) -> None:
+        self._client = client
+        self.id = str(data.get("id") or "")
+        self.ws_url = str(data.get("wsUrl") or "")
+        if not self.id or not self.ws_url:
+            raise ServerError(
+                "the created conversation has no id or wsUrl", method="POST", path="/conversations"
+            )
+        self._authenticate = ws_auth != "none"
+        self._socket: AvatariumSocket | None = None
+        self._seen: set[str] = set()  # assistant message ids already reported
+        self.ended = False
+
+    def __repr__(self) -> str:
+        return f"<AvatariumConversation {self.id}>"
+
+    async def say(
+        self, content: str, *, timeout: float = 60.0, on_chunk: ChunkSink | None = None
+    ) -> StreamedReply:
+        """Send one user message and collect the streamed reply (at most `timeout` s)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + timeout
+        reconnected = False
+        while True:
+            socket = await self._open()
+            reply = StreamedReply(reconnected=reconnected)
+            try:
+                await socket.send_message(content)
+                await self._collect(socket, reply, started, deadline, timeout, on_chunk)
+            except SocketClosed as exc:
+                await self._discard()
+                if not reply.chunks and not reconnected:
+                    reconnected = True
+                    logger.info("conversation %s: socket dropped before a reply; reopened", self.id)
+                    continue
+                if reply.chunks:
+                    reply.problem = (
+                        f"the WebSocket dropped after {len(reply.chunks)} chunk(s) "
+                        f"({exc.detail}); the turn was not sent again"
+                    )
+                else:
+                    reply.problem = (
+                        f"the WebSocket dropped before the first chunk, again after "
+                        f"reconnecting ({exc.detail}); the turn was not sent a third time"
+                    )
+            except BaseException:
+                await self._discard()  # cancelled mid-reply: the rest of it is not ours
+                raise
+            reply.seconds = loop.time() - started
+            if reply.problem is not None:
+                await self._discard()
+            return reply
+
+    async def end(self) -> None:
+        """Close the socket and end the conversation (harmless twice)."""
+        await self._discard()
+        if not self.ended:
+            await self._client.end_conversation(self.id)
+            self.ended = True
+
+    async def _open(self) -> AvatariumSocket:
+        if self._socket is None:
+            self._socket = await self._client.connect_socket(
+                self.ws_url, authenticate=self._authenticate
+            )
+        return self._socket
+
+    async def _discard(self) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            with contextlib.suppress(Exception):
+                await socket.close()
+
+    async def _collect(
+        self,
+        socket: AvatariumSocket,
+        reply: StreamedReply,
+        started: float,
+        deadline: float,
+        timeout: float,
+        on_chunk: ChunkSink | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        streaming = False
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                frame = await socket.receive(remaining)
+            except SocketClosed:
+                raise
+            except (TransportError, TimeoutError):
+                reply.problem = (
+                    f"no complete reply within {timeout:g} s ({len(reply.chunks)} chunk(s) "
+                    f"received, conversation {self.id})"
+                )
+                return
+            kind = frame.get("type")
+            data = frame.get("data")
+            if kind == "stream_start":
+                streaming = True
+                if isinstance(data, dict) and isinstance(data.get("id"), str):
+                    reply.message_id = data["id"]
+            elif kind == "stream_chunk":
+                text = _chunk_text(data)
+                if reply.first_chunk_seconds is None:
+                    reply.first_chunk_seconds = loop.time() - started
+                reply.chunks.append(text)
+                if on_chunk is not None:
+                    on_chunk(text)
+            elif kind == "stream_end":
+                final = data.get("content") if isinstance(data, dict) else data
+                reply.final = final if isinstance(final, str) else reply.content
+                if isinstance(data, dict) and isinstance(data.get("id"), str):
+                    reply.message_id = data["id"]
+                if reply.message_id:
+                    self._seen.add(reply.message_id)
+                return
+            elif kind == "message" and isinstance(data, dict) and data.get("role") == "assistant":
+                message_id = data.get("id")
+                if isinstance(message_id, str) and message_id in self._seen:
+                    continue  # an announcement of a reply already streamed
+                if not streaming and isinstance(data.get("content"), str):
+                    # A server that answers with a plain message instead of a stream.
+                    reply.final = data["content"]
+                    if isinstance(message_id, str):
+                        reply.message_id = message_id
+                        self._seen.add(message_id)
+                    if reply.first_chunk_seconds is None:
+                        reply.first_chunk_seconds = loop.time() - started
+                    if on_chunk is not None:
+                        on_chunk(data["content"])
+                    return
+            elif kind == "error":
+                info = data if isinstance(data, dict) else {}
+                reply.error = FrameError(
+                    str(info.get("code") or "error"),
+                    scrub(str(info.get("message") or "the server sent an error frame")),
+                )
+                return
+            # pong, user messages, unknown types: nothing to do
+
+
+def _chunk_text(data: Any) -> str:
+    """A chunk's text: the document shows a bare string; accept {content|text|delta} too."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        for name in ("content", "text", "delta"):
+            if isinstance(data.get(name), str):
+                return str(data[name])
+    return ""
+
+
+async def finish_cleanup(work: Coroutine[Any, Any, Any], timeout: float = 15.0) -> None:
+    """Run cleanup to the end even if the caller is cancelled meanwhile; re-raise
+    that cancellation afterwards."""
+    task = asyncio.ensure_future(asyncio.wait_for(work, timeout))
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+        except Exception:
+            break
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("ending a conversation failed: %s", scrub(str(task.exception())))
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 class _ScrubbingLogger(logging.LoggerAdapter[logging.Logger]):

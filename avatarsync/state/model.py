@@ -108,6 +108,9 @@ class State:
     # The last apply that completed: which commit and manifests it came from
     # (what `promote` checks), and any results recorded against it (tests).
     last_apply: dict[str, Any] | None = None
+    # The last conversation-test run: which manifests it ran against and how it
+    # went (what `promote` checks besides lastApply). Never a reply or a key.
+    last_tests: dict[str, Any] | None = None
 
     def id_of(self, address: Address) -> str | None:
         entry = self.resources.get(address)
@@ -129,6 +132,7 @@ class State:
             "pendingDeletes": {str(a): i for a, i in sorted(self.pending_deletes.items())},
             "pendingCreates": {str(a): k for a, k in sorted(self.pending_creates.items())},
             "lastApply": self.last_apply,
+            "lastTests": self.last_tests,
         }
 
     @classmethod
@@ -157,6 +161,7 @@ class State:
                 for k, v in r.mapping("pendingDeletes", optional=True).items()
             },
             last_apply=_last_apply(r.value("lastApply", optional=True)),
+            last_tests=_record(r.value("lastTests", optional=True), "lastTests"),
             pending_creates={
                 _address(k, "pendingCreates"): _text(v, f"pendingCreates.{k}")
                 for k, v in r.mapping("pendingCreates", optional=True).items()
@@ -172,7 +177,7 @@ class StateOp:
     `address`), pending-delete / clear-pending-delete (`value` is the old id),
     pending-create / clear-pending-create (`value` is the natural key),
     applied-plan (`value` is the plan id), last-apply (`value` is the JSON of
-    `State.last_apply`).
+    `State.last_apply`), last-tests (`value` is the JSON of `State.last_tests`).
     """
 
     kind: str
@@ -211,6 +216,12 @@ class StateOp:
                     state.last_apply = _last_apply(json.loads(self.value))
                 except ValueError as exc:
                     raise StateError(f"last-apply is not JSON: {exc}") from None
+            case "last-tests":
+                assert self.value is not None
+                try:
+                    state.last_tests = _record(json.loads(self.value), "lastTests")
+                except ValueError as exc:
+                    raise StateError(f"last-tests is not JSON: {exc}") from None
             case _:
                 raise StateError(f"unknown state change {self.kind!r}")
 
@@ -286,10 +297,14 @@ class _Reader:
 
 
 def _last_apply(value: Any) -> dict[str, Any] | None:
+    return _record(value, "lastApply")
+
+
+def _record(value: Any, name: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise StateError(f"state.lastApply must be an object, not {_type(value)}")
+        raise StateError(f"state.{name} must be an object, not {_type(value)}")
     return dict(value)
 
 

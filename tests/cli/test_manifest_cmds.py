@@ -121,6 +121,7 @@ def test_render_whole_state_is_yaml_documents(cli) -> None:
         ("ConversationPreset", "onboarding-welcome"),
         ("ConversationPreset", "sales-advice"),
         ("ConversationPreset", "support-default"),
+        ("AgentProfile", "sam-web-chat"),
     ]
     kb = documents[6].data["spec"]
     assert [(d["name"], d["path"], d["mimeType"]) for d in kb["documents"]] == [

@@ -287,3 +287,99 @@ def test_presets_export_refuses_a_preset_holding_a_secret(secret_project: E2EPro
     assert result.code == 1
     assert "would contain a secret value" in result.err
     assert leaks([result.text], p.root) == []
+
+
+BYOK_SECRET = "byok-SENTINEL-5e6f7a8b"
+
+BYOK_PROFILE = """\
+kind: AgentProfile
+name: aria-support
+spec:
+  avatarId: aria-001
+  provider: groq
+  systemPrompt: You are Aria from ${vars.company}.
+  byok: {provider: openai, apiKeyEnv: E2E_BYOK_KEY, model: gpt-4o-mini}
+"""
+
+
+def test_no_byok_key_in_test_or_chat_outputs_reports_state_or_logs(
+    project: E2EProject, tmp_path: Path
+):
+    from support.agents import PASSING, WRONG_CONTAINS, write_agents
+
+    p = project
+    write_agents(p, PASSING, WRONG_CONTAINS)
+    agents = p.root / "agents" / "agents.yaml"
+    text = agents.read_text()
+    agents.write_text(BYOK_PROFILE + text[text.index("---") :])
+    p.extra_env["E2E_BYOK_KEY"] = BYOK_SECRET
+    junit = tmp_path / "junit.xml"
+    runs = [
+        p.cli("validate"),
+        p.cli("render", "--env", "test"),
+        p.cli("--debug", "test", "--env", "test", "--junit", str(junit)),
+        p.cli("test", "--env", "test", "--json"),
+        p.cli("--github", "test", "--env", "test"),
+        p.process("--debug", "test", "--env", "test", "--json"),
+        p.process("--debug", "chat", "aria-support", "--env", "test", stdin="Hello!\nbye\n"),
+    ]
+    assert [r.code for r in runs] == [0, 0, 1, 1, 1, 1, 0], [r.text for r in runs]
+    assert "Hello! I'm Aria" in runs[-1].out
+    found = [s for r in runs for s in (BYOK_SECRET, SENTINEL_KEY) if s in r.text]
+    for path in [junit, *(p.root / ".avatarsync").rglob("*")]:
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path}: {s}" for s in (BYOK_SECRET, SENTINEL_KEY) if s.encode() in data]
+    assert found == []
+    # Every conversation those runs started was ended.
+    with p.http() as http:
+        stats = http.get("/_emulator/stats").json()
+    assert stats["openConversations"]["avatarium"] == 0
+
+
+def test_a_missing_byok_variable_is_named_and_nothing_starts(project: E2EProject):
+    from support.agents import PASSING, open_conversations, write_agents
+
+    p = project
+    write_agents(p, PASSING)
+    agents = p.root / "agents" / "agents.yaml"
+    text = agents.read_text()
+    agents.write_text(BYOK_PROFILE + text[text.index("---") :])
+    for args in (("test", "--env", "test"), ("chat", "aria-support", "--env", "test")):
+        result = p.cli(*args)
+        assert result.code == 1
+        assert "AgentProfile 'aria-support' brings its own key in E2E_BYOK_KEY" in result.err
+        assert "agents/agents.yaml:7:" in result.err
+    with p.http() as http:
+        created = http.get("/_emulator/stats").json()["requests"]
+    assert not any("conversations" in key for key in created)
+    assert open_conversations(p) == 0
+
+
+def test_a_manifest_cannot_read_a_byok_key_through_env(project: E2EProject):
+    from support.agents import PASSING, write_agents
+
+    p = project
+    write_agents(p, PASSING)
+    config = p.root / "avatarsync.yaml"
+    config.write_text(
+        config.read_text().replace(
+            'manifests: ["characters/*.yaml", "agents/*.yaml"]',
+            'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {allowPrefixes: [E2E_]}',
+        )
+    )
+    agents = p.root / "agents" / "agents.yaml"
+    text = agents.read_text()
+    agents.write_text(
+        BYOK_PROFILE.replace("${vars.company}.", "${vars.company} and ${env.E2E_BYOK_KEY}.")
+        + text[text.index("---") :]
+    )
+    p.extra_env["E2E_BYOK_KEY"] = BYOK_SECRET
+    for args in (("validate",), ("render", "--env", "test"), ("test", "--env", "test")):
+        result = p.cli(*args)
+        assert result.code == 1, result.text
+        assert (
+            "${env.E2E_BYOK_KEY} is not allowed: E2E_BYOK_KEY holds the BYOK key of "
+            "AgentProfile 'aria-support'" in result.err
+        )
+        assert BYOK_SECRET not in result.text

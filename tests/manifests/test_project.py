@@ -111,8 +111,8 @@ def test_name_defaults_to_the_folder(tmp_path: Path) -> None:
     assert project.environments["dev"].client == f"{tmp_path.name}-dev"
 
 
-def test_state_in_postgres_needs_the_projects_name(tmp_path: Path) -> None:
-    """The state is keyed by the project's name: a folder name would differ per checkout."""
+def test_shared_state_needs_a_client_tag_that_is_not_the_folders_name(tmp_path: Path) -> None:
+    """Shared state is keyed by the client tag: a folder name would differ per checkout."""
     text = (
         'manifests: ["*.yaml"]\nenvironments:\n'
         "  ci: {url: https://api.equos.ai, state: {backend: postgres, urlEnv: PG}}\n"
@@ -121,7 +121,7 @@ def test_state_in_postgres_needs_the_projects_name(tmp_path: Path) -> None:
     with pytest.raises(ProjectFileError) as caught:
         find_project(tmp_path)
     [problem] = [str(d) for d in caught.value.diagnostics]
-    assert problem.startswith("avatarsync.yaml:3:42: environment 'ci' keeps its state in")
+    assert problem.startswith("avatarsync.yaml:3:42: environment 'ci' shares its state")
     assert "set `name:` in the project file" in problem
     (tmp_path / "avatarsync.yaml").write_text("name: acme\n" + text)
     assert find_project(tmp_path).environments["ci"].state.backend == "postgres"

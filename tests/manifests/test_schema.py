@@ -28,9 +28,11 @@ def validator(name: str) -> Draft202012Validator:
 def test_committed_schemas_are_up_to_date() -> None:
     generated = generate_schemas()
     assert sorted(generated) == [
+        "agentprofile.schema.json",
         "brain.schema.json",
         "character.schema.json",
         "conversationpreset.schema.json",
+        "conversationtest.schema.json",
         "face.schema.json",
         "knowledgebase.schema.json",
         "manifest.schema.json",
