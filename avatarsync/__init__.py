@@ -15,11 +15,17 @@ from avatarsync._version import __version__
 if TYPE_CHECKING:
     from avatarsync.api import (
         ChatSummary,
+        Conversation,
         EnvironmentDiff,
+        ExportedPresets,
         FieldDifference,
         ImportReport,
         PlanOptions,
         PlanRun,
+        SessionOptions,
+        SessionSpec,
+        SmokeReport,
+        StartedSession,
         SuiteResult,
         TestResult,
         Workspace,
@@ -27,8 +33,10 @@ if TYPE_CHECKING:
         check_promotion,
         check_schemas,
         diff_environments,
+        export_presets,
         init_project,
         load_plan_file,
+        load_presets_file,
         load_project,
         load_values,
         parse_assignments,
@@ -41,6 +49,8 @@ if TYPE_CHECKING:
         validate,
         write_schemas,
     )
+    from avatarsync.conversations.client import SessionClient
+    from avatarsync.conversations.sessions import HostRoom, Participant
     from avatarsync.errors import (
         ApiError,
         AvatarsyncError,
@@ -69,17 +79,21 @@ __all__ = [
     "AvatarsyncError",
     "Change",
     "ChatSummary",
+    "Conversation",
     "DesiredState",
     "Diagnostic",
     "Environment",
     "EnvironmentDiff",
+    "ExportedPresets",
     "FieldChange",
     "FieldDifference",
+    "HostRoom",
     "ImportReport",
     "Kind",
     "LockError",
     "ManifestError",
     "Outcome",
+    "Participant",
     "Plan",
     "PlanError",
     "PlanOptions",
@@ -88,8 +102,13 @@ __all__ = [
     "ProjectError",
     "PromotionError",
     "Secret",
+    "SessionClient",
     "SessionError",
+    "SessionOptions",
+    "SessionSpec",
+    "SmokeReport",
     "StalePlanError",
+    "StartedSession",
     "StateError",
     "SuiteResult",
     "TestResult",
@@ -100,8 +119,10 @@ __all__ = [
     "check_promotion",
     "check_schemas",
     "diff_environments",
+    "export_presets",
     "init_project",
     "load_plan_file",
+    "load_presets_file",
     "load_project",
     "load_values",
     "parse_assignments",
@@ -118,9 +139,10 @@ __all__ = [
 # Where each public name lives; `__getattr__` imports it on first use.
 _HOMES = {
     "avatarsync.api": (
-        "EnvironmentDiff FieldDifference ImportReport PlanOptions PlanRun Workspace "
-        "check_promotion check_schemas diff_environments init_project load_plan_file "
-        "load_project load_values parse_assignments render render_preset resolve "
+        "Conversation EnvironmentDiff ExportedPresets FieldDifference ImportReport PlanOptions "
+        "PlanRun SessionOptions SessionSpec SmokeReport StartedSession Workspace "
+        "check_promotion check_schemas diff_environments export_presets init_project "
+        "load_plan_file load_presets_file load_project load_values parse_assignments render render_preset resolve "
         "save_plan_file schema_files validate write_schemas "
         "chat run_conversation_tests"
     ),
@@ -130,6 +152,8 @@ _HOMES = {
         "ApiError AvatarsyncError Diagnostic LockError ManifestError PlanError ProjectError "
         "PromotionError SessionError StalePlanError StateError UnsafePlanError"
     ),
+    "avatarsync.conversations.client": "SessionClient",
+    "avatarsync.conversations.sessions": "HostRoom Participant",
     "avatarsync.manifests.project": "Environment Project",
     "avatarsync.planning.plan": "Action Change FieldChange Plan",
     "avatarsync.planning.report": "ApplyReport Outcome",

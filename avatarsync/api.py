@@ -53,6 +53,19 @@ from avatarsync.avatarium.chat import ChatSummary, ChatTerminal
 from avatarsync.avatarium.rendering import profile_document
 from avatarsync.avatarium.results import SuiteResult, TestResult
 from avatarsync.catalog import EQUOS_DEFAULT_URL
+from avatarsync.conversations import presets as _presets
+from avatarsync.conversations.presets import ExportedPresets, load_presets_file
+from avatarsync.conversations.sessions import (
+    Conversation,
+    SessionOptions,
+    SessionSpec,
+    StartedSession,
+    get_conversation,
+    list_conversations,
+    start_conversation_or_undo,
+    stop_conversation,
+)
+from avatarsync.conversations.smoke import SmokeReport, guard_signals, run_smoke
 from avatarsync.errors import (
     AvatarsyncError,
     Diagnostic,
@@ -68,13 +81,12 @@ from avatarsync.errors import (
     TransportError,
     UnknownAddressError,
 )
-from avatarsync.manifests.lint import lint, preset_context
+from avatarsync.manifests.lint import lint
 from avatarsync.manifests.loader import dump_yaml, load_file
 from avatarsync.manifests.manifest_set import ManifestSet, load_manifests
 from avatarsync.manifests.project import Environment, Project, find_project
 from avatarsync.manifests.resolve import FileDigest, Resolution, resolve_environment
 from avatarsync.manifests.schema import generate_schemas
-from avatarsync.manifests.templating import CONTEXT_NAMES, TemplateFailure, render_template
 from avatarsync.planning.apply import apply_plan
 from avatarsync.planning.builder import (
     PlanOptions,
@@ -117,11 +129,17 @@ from avatarsync.vcs import checkout
 
 __all__ = [
     "ChatSummary",
+    "Conversation",
     "EnvironmentDiff",
+    "ExportedPresets",
     "FieldDifference",
     "ImportReport",
     "PlanOptions",
     "PlanRun",
+    "SessionOptions",
+    "SessionSpec",
+    "SmokeReport",
+    "StartedSession",
     "SuiteResult",
     "TestResult",
     "Workspace",
@@ -129,8 +147,10 @@ __all__ = [
     "check_promotion",
     "check_schemas",
     "diff_environments",
+    "export_presets",
     "init_project",
     "load_plan_file",
+    "load_presets_file",
     "load_project",
     "load_values",
     "parse_assignments",
@@ -260,13 +280,17 @@ def render(
             documents.append(_resource_document(project, resource))
     for key, preset in state.presets.items():
         if wanted is None or wanted == Address(Kind.CONVERSATION_PRESET.value, key):
-            rendered = _render_preset(project, resolution, key, values or {})
+            rendered = _presets.render_project_preset(
+                project, resolution, key, values or {}, partial=True
+            )
             spec: dict[str, Any] = {
                 "character": preset.character,
                 "maxSeconds": preset.max_seconds,
                 "promptCtx": preset.prompt_ctx,
-                "promptTemplateVars": rendered,
             }
+            if preset.inputs is not None:
+                spec["inputs"] = _presets.inputs_document(preset.inputs)
+            spec["promptTemplateVars"] = rendered
             documents.append({"kind": Kind.CONVERSATION_PRESET.value, "name": key, "spec": spec})
     for key, profile in state.profiles.items():
         if wanted is None or wanted == Address(Kind.AGENT_PROFILE.value, key):
@@ -330,33 +354,20 @@ def _resolve(
 def _render_preset(
     project: Project, resolution: Resolution, preset_key: str, values: Mapping[str, Any]
 ) -> dict[str, str]:
-    state = resolution.state
-    preset = state.presets.get(preset_key)
-    if preset is None:
-        known = ", ".join(state.presets) or "none"
-        raise SessionError(f"no ConversationPreset '{preset_key}' (known: {known})")
-    reserved = sorted(set(values) & set(CONTEXT_NAMES))
-    if reserved:
-        raise SessionError(
-            f"caller values cannot be named {', '.join(reserved)}: "
-            "those names are the environment's vars, env and the character"
-        )
-    context = preset_context(project, resolution, preset, values)
-    doc = resolution.preset_documents[preset_key]
-    rendered: dict[str, str] = {}
-    for name, template in preset.prompt_template_vars.items():
-        try:
-            rendered[name] = render_template(template, context, names="pass it with --set")
-        except TemplateFailure as failure:
-            path = ("spec", "promptTemplateVars", name)
-            at = doc.source.locate_line(
-                path, doc.data["spec"]["promptTemplateVars"][name], failure.line
-            )
-            raise SessionError(
-                f"{at}: ConversationPreset '{preset_key}' promptTemplateVars.{name}: "
-                f"{failure.describe(resolution.environment.name)}"
-            ) from None
-    return rendered
+    return _presets.render_project_preset(project, resolution, preset_key, values)
+
+
+def export_presets(project: Project, env_name: str) -> dict[str, Any]:
+    """The presets file of one environment (`presets export`): per preset the
+    character id from state, fixed values, input templates; nothing secret.
+    Reads only local files (manifests, state): no request."""
+    resolution = _resolution(project, env_name)
+    ids = _state_ids(open_store(project, resolution.environment).load())
+    return _presets.export_presets(project, resolution, ids)
+
+
+def _state_ids(state: State) -> dict[Address, str]:
+    return {address: entry.id for address, entry in state.resources.items()}
 
 
 def _parse_address(text: str, state: DesiredState) -> Address:
@@ -444,8 +455,13 @@ def init_project(directory: Path, name: str | None = None) -> list[Path]:
 
 
 def schema_files() -> dict[str, str]:
-    """File name → text of every JSON Schema: the kinds, the project file, saved plans."""
-    return {**generate_schemas(), PLAN_SCHEMA_NAME: plan_schema_text()}
+    """File name → text of every JSON Schema: the kinds, the project file, saved
+    plans, presets exports."""
+    return {
+        **generate_schemas(),
+        PLAN_SCHEMA_NAME: plan_schema_text(),
+        _presets.EXPORT_SCHEMA_NAME: _presets.export_schema_text(),
+    }
 
 
 def write_schemas(out_dir: Path) -> list[Path]:
@@ -882,6 +898,122 @@ class Workspace:
             digest.update(f"{display}\0{content}\n".encode())
         return "sha256:" + digest.hexdigest()
 
+    # -- sessions: Equos conversations from presets --------------------------
+
+    @cached_property
+    def resolution(self) -> Resolution:
+        """The manifests resolved with what renders need (sources, for file:line)."""
+        return _resolution(self.project, self.env.name)
+
+    def session_spec(
+        self,
+        preset: str,
+        values: Mapping[str, Any] | None = None,
+        options: SessionOptions | None = None,
+    ) -> SessionSpec:
+        """What starting `preset` would send: rendered, its character id from
+        state. Every input error is raised here, before any request."""
+        ids = _state_ids(self.store.load())
+        return _presets.project_spec(
+            self.project, self.resolution, ids, preset, values or {}, options or SessionOptions()
+        )
+
+    def start_session(
+        self,
+        preset: str,
+        values: Mapping[str, Any] | None = None,
+        options: SessionOptions | None = None,
+    ) -> StartedSession:
+        """Start a conversation from a preset (it runs, and bills, until stopped)."""
+        return asyncio.run(_interruptible(self.start_session_async(preset, values, options)))
+
+    async def start_session_async(
+        self,
+        preset: str,
+        values: Mapping[str, Any] | None = None,
+        options: SessionOptions | None = None,
+    ) -> StartedSession:
+        spec = self.session_spec(preset, values, options)
+        async with self._connected() as client:
+            return await start_conversation_or_undo(client, spec)
+
+    def stop_session(self, conversation_id: str) -> Conversation:
+        """Stop a conversation of this environment (its `client`: nothing else
+        in the organisation is touched); one already ended is read back."""
+        return asyncio.run(_interruptible(self.stop_session_async(conversation_id)))
+
+    async def stop_session_async(self, conversation_id: str) -> Conversation:
+        async with self._connected() as client:
+            current = await get_conversation(client, conversation_id)
+            if current.client != self.env.client:
+                raise SessionError(
+                    f"conversation {conversation_id} is not environment {self.env.name!r}'s "
+                    f"(its client is {current.client!r}, not {self.env.client!r}): not stopped"
+                )
+            if not current.running:
+                return current
+            return await stop_conversation(client, conversation_id)
+
+    def get_session(self, conversation_id: str) -> Conversation:
+        """A conversation with its status, transcript and timeline."""
+        return asyncio.run(_interruptible(self.get_session_async(conversation_id)))
+
+    async def get_session_async(self, conversation_id: str) -> Conversation:
+        async with self._connected() as client:
+            return await get_conversation(client, conversation_id)
+
+    def list_sessions(self, status: str | None = None) -> list[Conversation]:
+        """The conversations with this environment's client (newest first)."""
+        return asyncio.run(_interruptible(self.list_sessions_async(status)))
+
+    async def list_sessions_async(self, status: str | None = None) -> list[Conversation]:
+        async with self._connected() as client:
+            return await list_conversations(client, self.env.client, status)
+
+    def smoke(
+        self,
+        preset: str,
+        values: Mapping[str, Any] | None = None,
+        options: SessionOptions | None = None,
+        *,
+        timeout: float = 30.0,
+        on_signal: Callable[[str], None] | None = None,
+    ) -> SmokeReport:
+        """Start a conversation, check it runs with the expected character and
+        prompt vars, stop it: on every exit path, SIGINT and SIGTERM included
+        (then Interrupted, once the stop is done)."""
+        report = SmokeReport(preset, self.env.name)
+        try:
+            return asyncio.run(
+                guard_signals(
+                    self.smoke_async(preset, values, options, timeout=timeout, report=report),
+                    on_signal or (lambda _name: None),
+                )
+            )
+        except Interrupted as exc:
+            raise Interrupted(f"{exc}; {_smoke_outcome(report)}") from None
+
+    async def smoke_async(
+        self,
+        preset: str,
+        values: Mapping[str, Any] | None = None,
+        options: SessionOptions | None = None,
+        *,
+        timeout: float = 30.0,
+        report: SmokeReport | None = None,
+    ) -> SmokeReport:
+        spec = self.session_spec(preset, values, options)
+        character = self.resolution.state.presets[preset].character
+        async with self._connected() as client:
+            return await run_smoke(
+                client,
+                spec,
+                environment=self.env.name,
+                character=character,
+                timeout=timeout,
+                report=report,
+            )
+
     # -- drift ---------------------------------------------------------------
 
     def drift(self) -> PlanRun:
@@ -1068,7 +1200,6 @@ def run_conversation_tests(
         return run_suite(
             ws,
             names,
-            render_preset=lambda key, values: render_preset(project, env_name, key, values),
             parallelism=parallelism,
             on_result=on_result,
         )
@@ -1177,6 +1308,14 @@ def _graceful_interrupts(stop: asyncio.Event) -> Iterator[_Interrupt]:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _smoke_outcome(report: SmokeReport) -> str:
+    if report.conversation_id is None:
+        return "no conversation was started"
+    if report.stopped:
+        return f"conversation {report.conversation_id} was stopped"
+    return f"conversation {report.conversation_id} could not be stopped: {report.error}"
 
 
 def _project_file(env: Environment, secret_variables: list[str]) -> str:

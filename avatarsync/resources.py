@@ -54,6 +54,7 @@ __all__ = [
     "LiveResource",
     "Position",
     "Preset",
+    "PresetInput",
     "TestTurn",
     "comparable",
 ]
@@ -209,6 +210,16 @@ class DesiredResource:
 
 
 @dataclass(frozen=True)
+class PresetInput:
+    """A value a preset's caller supplies: required, or with a default."""
+
+    name: str
+    required: bool = False
+    default: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class Preset:
     """A ConversationPreset: a session recipe, not an API resource."""
 
@@ -219,6 +230,8 @@ class Preset:
     prompt_template_vars: Mapping[str, str]  # raw jinja2 templates
     position: Position
     field_positions: Mapping[str, Position] = field(default_factory=dict)
+    # None: the preset declares no inputs (caller values are not checked).
+    inputs: Mapping[str, PresetInput] | None = None
 
 
 @dataclass(frozen=True)

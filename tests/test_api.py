@@ -64,3 +64,29 @@ def test_workspace_async_twins_and_a_refused_unsafe_plan_writes_nothing(examples
             ws.apply(plan)
         assert ws.store.load().serial == serial  # nothing recorded, nothing sent
         assert ws.apply(plan, allow_destroy=True).ok
+
+
+def test_the_documented_session_examples_run(examples: Path, monkeypatch, capsys) -> None:
+    from avatarsync.emulator import DEFAULT_API_KEY, EmulatorConfig, EmulatorServer
+
+    text = (REPO / "docs" / "python-api.md").read_text()
+    apply, in_project, in_backend = re.findall(r"```python\n(.*?)```", text, flags=re.S)[:3]
+    monkeypatch.chdir(examples.parent)
+    exec(compile(apply, "python-api.md", "exec"), {})
+    exec(compile(in_project, "python-api.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("conv_") and out[-2].endswith(" running")
+    assert out[-1] == "ended"
+    exported = avatarsync.load_presets_file(examples.parent / "presets.json")
+    assert set(exported.presets) == {"onboarding-welcome", "sales-advice", "support-default"}
+    # The backend has the export and a key: here, the same emulator organisation.
+    db = examples / ".avatarsync" / "emulator" / "local.sqlite"
+    server = EmulatorServer(EmulatorConfig(db=str(db))).start()
+    try:
+        monkeypatch.setenv("EQUOS_API_URL", server.url)
+        monkeypatch.setenv("EQUOS_API_KEY", DEFAULT_API_KEY)
+        exec(compile(in_backend, "python-api.md", "exec"), {})
+        assert capsys.readouterr().out.startswith("room_conv_")
+        assert server.stats()["openConversations"]["equos"] == 0
+    finally:
+        server.stop()

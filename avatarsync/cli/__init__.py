@@ -10,6 +10,7 @@ from avatarsync.cli import (  # noqa: F401  (registers)
     env_cmds,
     manifest_cmds,
     plan_cmds,
+    session_cmds,
 )
 from avatarsync.cli.app import CliContext, main, run
 

@@ -65,10 +65,11 @@ def validate(
 @click.argument("address", required=False, metavar="[KIND/NAME]")
 @click.option(
     "--set",
+    "--var",
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A caller value for preset templates (repeatable; dotted keys nest).",
+    help="A caller input for preset templates (repeatable; dotted keys nest).",
 )
 @click.option(
     "--values",

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from avatarsync.catalog import FACE_IDENTITIES, VOICE_IDENTITIES
 from avatarsync.errors import Diagnostic
 from avatarsync.manifests.messages import did_you_mean
+from avatarsync.manifests.preset_inputs import check_inputs, input_names_used, trial_values
 from avatarsync.manifests.project import Project
 from avatarsync.manifests.resolve import Resolution
 from avatarsync.manifests.templating import (
@@ -137,16 +138,25 @@ def _check_templates(project: Project, resolution: Resolution) -> list[Diagnosti
     env_name = resolution.environment.name
     for key, preset in resolution.state.presets.items():
         doc = resolution.preset_documents[key]
-        context = preset_context(project, resolution, preset)
+        trial = trial_values(preset)
+        context = preset_context(project, resolution, preset, trial)
+        located: dict[str, tuple[str, Any]] = {}
         for name, template in preset.prompt_template_vars.items():
             path = ("spec", "promptTemplateVars", name)
             written = doc.data["spec"]["promptTemplateVars"][name]
+            located[name] = (template, _locator(doc, path, written))
             try:
                 loose = unguarded_names(template)
             except TemplateFailure as failure:
                 at = doc.source.locate_line(path, written, failure.line)
                 found.append(_at(at, f"promptTemplateVars.{name}: {failure.describe()}"))
                 continue
+            if preset.inputs is not None:
+                # Declared inputs are checked by `check_inputs`; a template that
+                # needs a value only the caller has cannot be trial-rendered.
+                if _needs_caller(preset, template, trial, loose):
+                    continue
+                loose = []
             for free, line in loose:
                 at = doc.source.locate_line(path, written, line)
                 found.append(
@@ -164,7 +174,26 @@ def _check_templates(project: Project, resolution: Resolution) -> list[Diagnosti
             except TemplateFailure as failure:
                 at = doc.source.locate_line(path, written, failure.line)
                 found.append(_at(at, f"promptTemplateVars.{name}: {failure.describe(env_name)}"))
+        found += check_inputs(preset, located)
     return found
+
+
+def _locator(doc: Any, path: tuple[str, ...], written: str) -> Any:
+    return lambda line: doc.source.locate_line(path, written, line)
+
+
+def _needs_caller(
+    preset: Preset, template: str, trial: Mapping[str, Any], loose: list[tuple[str, int]]
+) -> bool:
+    inputs = preset.inputs or {}
+    unguarded = {name for name, _ in loose}
+    for name in input_names_used(template):
+        if name in trial:
+            continue
+        declared = inputs.get(name)
+        if declared is None or declared.required or name in unguarded:
+            return True
+    return False
 
 
 def _check_placeholders(resolution: Resolution) -> list[Diagnostic]:

@@ -260,6 +260,13 @@ def _message(
     if kind in ("greater_than", "greater_than_equal"):
         limit = error.get("ctx", {}).get("gt", error.get("ctx", {}).get("ge"))
         return f"{field} must be greater than {limit}, not {value}", False
+    if kind in ("less_than", "less_than_equal"):
+        limit = error.get("ctx", {}).get("lt", error.get("ctx", {}).get("le"))
+        return f"{field} must be at most {limit}, not {value}", False
+    if kind == "string_too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        length = len(value) if isinstance(value, str) else "more"
+        return f"{field} must be at most {limit} characters, not {length}", False
     if kind == "ref_or_inline":
         expected = error["msg"].removeprefix("expected ")
         return f"{field} must be {expected}, not {_describe_value(value, info)}", False

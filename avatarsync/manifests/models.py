@@ -24,6 +24,8 @@ from avatarsync.resources import KEY_PATTERN, Kind
 __all__ = [
     "DOCUMENT_MODELS",
     "ENV_NAME_PATTERN",
+    "MAX_SESSION_SECONDS",
+    "PROMPT_CTX_MAX_CHARS",
     "SPEC_MODELS",
     "AgentProfileSpec",
     "AvatariumEndpointModel",
@@ -38,6 +40,7 @@ __all__ = [
     "ExpectSpec",
     "FaceSpec",
     "KnowledgeBaseSpec",
+    "PresetInputSpec",
     "ProjectModel",
     "TurnSpec",
     "VoiceSpec",
@@ -164,15 +167,37 @@ class CharacterSpec(_Model):
     elevenlabs_agent_id: str | None = None
 
 
+# The platform refuses longer conversations (and the emulator with it).
+MAX_SESSION_SECONDS = 86_400
+# avatarsync's own bound: promptCtx travels with every conversation start.
+PROMPT_CTX_MAX_CHARS = 16_000
+
+
+class PresetInputSpec(_Model):
+    """A value the caller of a session supplies (`--var`, an app backend)."""
+
+    required: bool = Field(False, description="The caller must pass it (no default).")
+    default: str | None = Field(None, description="Used when the caller does not pass it.")
+    description: str | None = Field(None, description="What the caller should pass.")
+
+
+InputName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class ConversationPresetSpec(_Model):
     """A session recipe (not an API resource): which character, and its prompt vars."""
 
     character: str = Field(description="Key of a Character.")
-    max_seconds: int | None = Field(None, gt=0)
-    prompt_ctx: str | None = None
+    max_seconds: int | None = Field(None, gt=0, le=MAX_SESSION_SECONDS)
+    prompt_ctx: str | None = Field(None, max_length=PROMPT_CTX_MAX_CHARS)
+    inputs: dict[InputName, PresetInputSpec] | None = Field(
+        None,
+        description="What the caller supplies; templates use these names directly. "
+        "Declared, the caller may pass nothing else.",
+    )
     prompt_template_vars: dict[str, str] = Field(
         default_factory=dict,
-        description="jinja2 templates; context: vars, env, character and caller values.",
+        description="jinja2 templates; context: vars, env, character and the inputs.",
     )
 
 
@@ -228,7 +253,7 @@ class ConversationTestSpec(_Model):
     profile: str | None = Field(None, description="Key of an AgentProfile.")
     preset: str | None = Field(None, description="Key of a ConversationPreset (smoke).")
     vars: dict[str, Any] = Field(
-        default_factory=dict, description="Caller values for the target's {{ templates }}."
+        default_factory=dict, description="A preset test's values of the preset's inputs."
     )
     timeout_seconds: float = Field(30, gt=0, description="Per turn, without maxSeconds.")
     turns: list[TurnSpec] = Field(default_factory=list)

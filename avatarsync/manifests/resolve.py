@@ -43,6 +43,7 @@ from avatarsync.resources import (
     Kind,
     Position,
     Preset,
+    PresetInput,
 )
 
 __all__ = [
@@ -371,6 +372,15 @@ class _Resolver:
             path = ("spec", "promptTemplateVars", name)
             if path in doc.source.values:
                 positions[f"promptTemplateVars.{name}"] = doc.source.values[path]
+        inputs = None
+        if spec.inputs is not None:
+            positions["inputs"] = doc.source.key(("spec", "inputs"))
+            inputs = {}
+            for name, declared in spec.inputs.items():
+                positions[f"inputs.{name}"] = doc.source.key(("spec", "inputs", name))
+                inputs[name] = PresetInput(
+                    name, declared.required, declared.default, declared.description
+                )
         self.presets[key] = Preset(
             key=key,
             character=spec.character,
@@ -379,6 +389,7 @@ class _Resolver:
             prompt_template_vars=dict(spec.prompt_template_vars),
             position=doc.position,
             field_positions=positions,
+            inputs=inputs,
         )
         self.preset_documents[key] = doc
 

@@ -55,6 +55,7 @@ __all__ = [
     "placeholders",
     "render_template",
     "substitute",
+    "template_names",
     "to_text",
     "unguarded_names",
 ]
@@ -595,6 +596,22 @@ def unguarded_names(source: str) -> list[tuple[str, int]]:
         ((name, line) for name, line in unguarded.items() if name not in tested),
         key=lambda item: (item[1], item[0]),
     )
+
+
+def template_names(source: str) -> dict[str, int]:
+    """Every name a template reads from its context (vars, env and character
+    included), with the line of its first use. Raises TemplateFailure on a
+    syntax error."""
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateFailure(f"jinja2 syntax error: {exc.message}", exc.lineno or 1) from exc
+    free = meta.find_undeclared_variables(ast)
+    lines: dict[str, int] = {}
+    for node, _parents in _walk(ast, ()):
+        if isinstance(node, nodes.Name) and node.ctx == "load" and node.name in free:
+            lines.setdefault(node.name, node.lineno)
+    return dict(sorted(lines.items(), key=lambda item: (item[1], item[0])))
 
 
 def _walk(

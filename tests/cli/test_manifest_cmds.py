@@ -64,7 +64,7 @@ def test_validate_reports_an_invalid_project_file_with_positions(cli) -> None:
 
 def test_render_one_preset_with_values(cli, tmp_path: Path) -> None:
     values = tmp_path / "values.yaml"
-    values.write_text("customer: {name: Bob}\norder_id: A-1001\n")
+    values.write_text("customer_name: Bob\norder_id: A-1001\n")
     result = cli(
         "-C",
         str(EXAMPLES),
@@ -74,8 +74,8 @@ def test_render_one_preset_with_values(cli, tmp_path: Path) -> None:
         "conversationpreset/support-default",
         "--values",
         str(values),
-        "--set",
-        "customer.name=Ann",
+        "--var",
+        "customer_name=Ann",
     )
     assert result.code == 0, result.err
     assert result.out == (
@@ -87,6 +87,13 @@ def test_render_one_preset_with_values(cli, tmp_path: Path) -> None:
         "  character: sam-support\n"
         "  maxSeconds: 900\n"
         "  promptCtx: null\n"
+        "  inputs:\n"
+        "    customer_name:\n"
+        "      required: true\n"
+        "      description: First name, as the customer gave it\n"
+        "    order_id:\n"
+        "      required: false\n"
+        "      description: The order the customer asks about, if any\n"
         "  promptTemplateVars:\n"
         "    agent_name: Sam\n"
         "    agent_role: customer support specialist\n"
@@ -122,10 +129,12 @@ def test_render_whole_state_is_yaml_documents(cli) -> None:
         ("returns-policy", "knowledge/returns-policy.md", "text/markdown"),
     ]
     assert documents[1].data["inlineOf"] == "Character/jo-onboarding"
+    # A required input nobody passed: the template is shown as written.
     assert documents[10].data["spec"]["promptTemplateVars"] == {
-        "customer_name": "there",
+        "customer_name": "{{ customer_name }}",
         "plan": "Trailhead",
     }
+    assert documents[10].data["spec"]["inputs"]["customer_name"]["required"] is True
 
 
 def test_render_errors(cli) -> None:

@@ -9,6 +9,7 @@ API key variable reached through an allowPrefixes entry.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,72 @@ def test_a_manifest_cannot_read_a_byok_key_through_env(project: E2EProject):
             "AgentProfile 'aria-support'" in result.err
         )
         assert BYOK_SECRET not in result.text
+
+
+TOKEN_PREFIX = "eyJhbGciOiJub25lIn0."  # how the emulator's room access tokens begin
+
+
+def test_session_tokens_and_the_key_appear_only_with_show_tokens(
+    secret_project: E2EProject, tmp_path: Path
+):
+    p = secret_project
+    (p.root / "characters" / "presets.yaml").write_text(
+        "kind: ConversationPreset\nname: vip-call\nspec:\n  character: vip\n"
+        "  inputs: {guest: {required: true}}\n"
+        "  promptTemplateVars: {guest: '{{ guest }} meets {{ character.displayName }}'}\n"
+    )
+    assert p.cli("apply", "--env", "test", "--yes").code == 0
+    both = ("--consumer", "web-1:Ann", "--remote-agent", "agent-1:Bot")
+    start = ("session", "start", "vip-call", "--env", "test", "--var", "guest=Ann", *both)
+    exported = tmp_path / "presets.json"
+    runs = [
+        p.cli(*start),
+        p.cli(*start, "--json"),
+        p.cli("--debug", *start, "--json"),
+        p.process(*start, "--json"),
+        p.cli("session", "list", "--env", "test"),
+        p.cli("session", "list", "--env", "test", "--json"),
+        p.cli("session", "smoke", "vip-call", "--env", "test", "--var", "guest=Ann", *both),
+        p.cli("session", "smoke", "vip-call", "--env", "test", "--var", "guest=A", "--json", *both),
+        p.cli("presets", "export", "--env", "test", "--out", str(exported)),
+        p.cli("presets", "export", "--env", "test", "--format", "yaml"),
+    ]
+    assert [r.code for r in runs] == [0] * len(runs), [r.text for r in runs if r.code]
+    conversation_id = json.loads(runs[1].out)["conversation"]["id"]
+    runs += [
+        p.cli("session", "get", conversation_id, "--env", "test"),
+        p.cli("session", "get", conversation_id, "--env", "test", "--json"),
+        p.cli("--debug", "session", "stop", conversation_id, "--env", "test", "--json"),
+    ]
+    assert all(r.code == 0 for r in runs), [r.text for r in runs if r.code]
+    assert json.loads(runs[1].out)["tokens"] == {"remoteAgent": "***", "consumer": "***"}
+    texts = [r.text for r in runs]
+    assert [t for t in texts if TOKEN_PREFIX in t] == []
+    assert leaks(texts, p.root, exported) == []
+    # With --show-tokens they are there, and still in no file.
+    shown = p.cli(*start, "--json", "--show-tokens")
+    assert shown.code == 0, shown.text
+    tokens = json.loads(shown.out)["tokens"]
+    assert all(t.startswith(TOKEN_PREFIX) for t in tokens.values())
+    files = [f.read_text() for f in (p.root / ".avatarsync").rglob("*.json")]
+    assert [t for t in tokens.values() if any(t in text for text in files)] == []
+    assert leaks([shown.text], p.root) == []
+    assert (
+        json.loads(exported.read_text())["presets"]["vip-call"]["context"]["character"][
+            "displayName"
+        ]
+        == "VIP"
+    )  # the character's context is exported, its secret field is not
+
+
+def test_presets_export_refuses_a_preset_holding_a_secret(secret_project: E2EProject):
+    p = secret_project
+    (p.root / "characters" / "presets.yaml").write_text(
+        "kind: ConversationPreset\nname: leaky\nspec:\n  character: vip\n"
+        "  promptCtx: 'agent ${env.E2E_AGENT_ID}'\n"
+    )
+    assert p.cli("apply", "--env", "test", "--yes").code == 0
+    result = p.cli("presets", "export", "--env", "test")
+    assert result.code == 1
+    assert "would contain a secret value" in result.err
+    assert leaks([result.text], p.root) == []

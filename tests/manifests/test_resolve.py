@@ -142,7 +142,7 @@ def test_presets(examples) -> None:
     )
     assert preset.prompt_template_vars["agent_name"] == "{{ character.displayName }}"
     assert preset.field_positions["promptTemplateVars.agent_role"] == Position(
-        "presets/presets.yaml", 26, 17
+        "presets/presets.yaml", 35, 17
     )
 
 
@@ -158,14 +158,17 @@ def test_render_preset_per_environment_with_caller_values(examples) -> None:
         examples,
         "staging",
         "sales-advice",
-        {"customer": {"name": "Ann"}, "activity": "winter camping"},
+        {"customer_name": "Ann", "activity": "winter camping"},
     )
     assert staging["customer_name"] == "Ann"
     assert staging["focus"].startswith("Recommend gear for winter camping;")
     assert staging["focus"].endswith("10% off tents (staging copy).")
-    assert api.render_preset(examples, "local", "onboarding-welcome", {"plan": "Summit"}) == {
-        "customer_name": "there",
-        "plan": "Summit",
+    assert api.render_preset(
+        examples, "local", "onboarding-welcome", {"customer_name": "Ann", "plan": "Summit"}
+    ) == {"customer_name": "Ann", "plan": "Summit"}
+    assert api.render_preset(examples, "local", "onboarding-welcome", {"customer_name": "Jo"}) == {
+        "customer_name": "Jo",
+        "plan": "Trailhead",  # the input's default, ${vars.default_plan}
     }
 
 

@@ -308,3 +308,15 @@ async def test_errors_are_not_exception_groups_when_a_page_fails(make_equos, scr
     async with make_equos(script(pages)) as client:
         with pytest.raises(AuthError):
             await client.list_all(Kind.FACE)
+
+
+def test_https_origins_verify_certificates_and_plain_http_loads_none() -> None:
+    import ssl
+
+    from avatarsync.providers.http import _tls_verification
+
+    verified = _tls_verification("https://api.equos.ai")
+    assert isinstance(verified, ssl.SSLContext)
+    assert verified.verify_mode is ssl.CERT_REQUIRED and verified.check_hostname
+    assert _tls_verification("https://api.avatarium.ai/v1") is verified  # loaded once
+    assert _tls_verification("http://127.0.0.1:8080") is False
