@@ -1192,7 +1192,6 @@ def run_conversation_tests(
         return run_suite(
             ws,
             names,
-            render_preset=lambda key, values: render_preset(project, env_name, key, values),
             parallelism=parallelism,
             on_result=on_result,
         )

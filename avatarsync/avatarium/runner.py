@@ -2,7 +2,7 @@
 
 Each test of a profile creates one Avatarium conversation, sends its turns
 over the WebSocket and checks each reply (`expectations`); each test of a
-preset is an Equos smoke (`smoke`). At most `parallelism` tests run at once.
+preset is an Equos smoke (`conversations.smoke`). At most `parallelism` tests run at once.
 A test that fails — an expectation, an API error, a dropped socket, a
 timeout — is reported and the others go on; the conversation is ended in
 every case, and also when the run is interrupted (SIGINT, SIGTERM: the tests

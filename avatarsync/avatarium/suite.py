@@ -17,27 +17,24 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from avatarsync.avatarium.endpoint import AvatariumEndpoint, byok_settings, open_endpoint
 from avatarsync.avatarium.results import Status, SuiteResult, TestResult
 from avatarsync.avatarium.runner import ProfileTarget, interruptible, run_tests
-from avatarsync.avatarium.smoke import smoke_preset
-from avatarsync.errors import ApiError, AvatarsyncError, ProjectError
+from avatarsync.errors import AvatarsyncError, ProjectError
 from avatarsync.manifests.messages import did_you_mean
-from avatarsync.resources import Address, ConversationTest, Kind
+from avatarsync.resources import ConversationTest
 from avatarsync.state import StateOp
 from avatarsync.vcs import checkout
 
 if TYPE_CHECKING:
     from avatarsync.api import Workspace
 
-__all__ = ["NO_TESTS_NOTE", "PresetRenderer", "run_suite", "select_tests"]
+__all__ = ["NO_TESTS_NOTE", "run_suite", "select_tests"]
 
 NO_TESTS_NOTE = "no ConversationTest in the manifests: nothing to test (and nothing gates promote)"
 
-# (preset key, caller values) -> rendered promptTemplateVars
-PresetRenderer = Callable[[str, Mapping[str, Any]], dict[str, str]]
 ResultSink = Callable[[TestResult], None]
 
 
@@ -61,7 +58,6 @@ def run_suite(
     ws: Workspace,
     names: Sequence[str] = (),
     *,
-    render_preset: PresetRenderer,
     parallelism: int = 4,
     on_result: ResultSink | None = None,
     record: bool = True,
@@ -86,7 +82,7 @@ def run_suite(
             embedded = ws.base_url if ws.env.emulator and not ws.env.url else None
             endpoint = open_endpoint(ws.project, ws.env, embedded, stack)
         results = interruptible(
-            _run(ws, tests, endpoint, targets, render_preset, parallelism, on_result),
+            _run(ws, tests, endpoint, targets, parallelism, on_result),
             "every conversation it started was ended; no test result was recorded",
         )
     order = {test.key: index for index, test in enumerate(tests)}
@@ -103,7 +99,6 @@ async def _run(
     tests: Sequence[ConversationTest],
     endpoint: AvatariumEndpoint | None,
     targets: Mapping[str, ProfileTarget],
-    render_preset: PresetRenderer,
     parallelism: int,
     on_result: ResultSink | None,
 ) -> list[TestResult]:
@@ -113,41 +108,28 @@ async def _run(
             avatarium = await stack.enter_async_context(
                 endpoint.client(max_concurrency=parallelism * 2)
             )
-        equos = None
-        if any(test.preset is not None for test in tests):
-            equos = await stack.enter_async_context(ws.client())
-        state = ws.store.load() if equos is not None else None
 
         async def run_preset(test: ConversationTest) -> TestResult:
-            assert test.preset is not None and equos is not None and state is not None
+            # The sessions' smoke (start, check, stop on every exit path).
+            assert test.preset is not None
             label = f"preset {test.preset}"
-            preset = ws.desired.presets[test.preset]
-            character_id = state.id_of(Address(Kind.CHARACTER.value, preset.character))
-            if character_id is None:
-                return TestResult(
-                    test.key,
-                    label,
-                    Status.FAILED,
-                    error=f"Character '{preset.character}' of ConversationPreset "
-                    f"'{test.preset}' is not applied in environment {ws.env.name!r}: "
-                    f"apply --env {ws.env.name} first",
-                )
             try:
-                template_vars = render_preset(test.preset, test.vars)
-                outcome = await smoke_preset(
-                    equos,
-                    preset,
-                    character_id,
-                    template_vars,
-                    client_tag=ws.env.client,
-                    name=f"avatarsync test {test.key}",
-                )
-            except (ApiError, AvatarsyncError) as exc:
+                report = await ws.smoke_async(test.preset, test.vars, timeout=test.timeout_seconds)
+            except AvatarsyncError as exc:
                 return TestResult(test.key, label, Status.FAILED, error=str(exc))
-            status = Status.FAILED if outcome.failures else Status.PASSED
-            error = "; ".join(outcome.failures) or None
+            failures = [
+                f"{c.name}: {c.detail}" if c.detail else c.name for c in report.checks if not c.ok
+            ]
+            if report.error:
+                failures.append(report.error)
+            if report.conversation_id is not None and not report.stopped:
+                failures.append(f"conversation {report.conversation_id} could not be stopped")
             return TestResult(
-                test.key, label, status, error=error, conversation_id=outcome.conversation_id
+                test.key,
+                label,
+                Status.PASSED if report.ok else Status.FAILED,
+                error="; ".join(failures) or (None if report.ok else "the smoke failed"),
+                conversation_id=report.conversation_id,
             )
 
         return await run_tests(
@@ -155,7 +137,7 @@ async def _run(
             avatarium=avatarium,
             ws_auth=endpoint.ws_auth if endpoint is not None else "header",
             targets=targets,
-            run_preset=run_preset if equos is not None else None,
+            run_preset=run_preset,
             parallelism=parallelism,
             on_result=on_result,
         )

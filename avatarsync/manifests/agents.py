@@ -82,7 +82,7 @@ def conversation_test(
         problems.append(
             (
                 at(("spec", "vars")),
-                f"{what}: vars are the caller values of a preset's promptTemplateVars; a "
+                f"{what}: vars are the values of a preset's inputs; a "
                 "profile test has none (put values in the profile's systemPrompt with ${vars.x})",
             )
         )

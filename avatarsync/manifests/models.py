@@ -253,7 +253,7 @@ class ConversationTestSpec(_Model):
     profile: str | None = Field(None, description="Key of an AgentProfile.")
     preset: str | None = Field(None, description="Key of a ConversationPreset (smoke).")
     vars: dict[str, Any] = Field(
-        default_factory=dict, description="Caller values for the target's {{ templates }}."
+        default_factory=dict, description="A preset test's values of the preset's inputs."
     )
     timeout_seconds: float = Field(30, gt=0, description="Per turn, without maxSeconds.")
     turns: list[TurnSpec] = Field(default_factory=list)

@@ -23,8 +23,10 @@ name: tommy-support
 spec:
   character: tommy
   maxSeconds: 300
+  inputs:
+    customer: {required: true}
   promptTemplateVars:
-    customer_name: "{{ customer | default('there') }}"
+    customer_name: "{{ customer }}"
 ---
 kind: ConversationTest
 name: tommy-smoke
@@ -148,5 +150,6 @@ def test_a_preset_test_before_apply_names_the_missing_character(
     write_agents(project, PRESET)
     result = project.cli("test", "--env", "test")
     assert result.code == 1
-    assert "Character 'tommy' of ConversationPreset 'tommy-support' is not applied" in result.out
+    assert "ConversationPreset 'tommy-support'" in result.out
+    assert "is not applied in environment 'test' yet" in result.out
     assert running_equos_conversations(project) == 0
