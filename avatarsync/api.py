@@ -1369,20 +1369,20 @@ def _hold_lock(
 ) -> Iterator[None]:
     """Hold `store`'s lock, waiting up to `timeout` s in short tries, each
     reported as a LockWaiting event (a CI step waiting must not look hung)."""
-    started = time.monotonic()
+    started: float | None = None  # when the first try found the lock held
     with ExitStack() as stack:
-        tries = 0
         while True:
-            waited = time.monotonic() - started
-            remaining = timeout - waited
             # The first try does not wait, so that a wait is reported as it
-            # begins, then every few seconds.
-            poll = min(max(remaining, 0.0), _LOCK_POLL) if tries else 0.0
-            tries += 1
+            # begins (at 0 s, however slow the store is to answer), then
+            # every few seconds.
+            remaining = 0.0 if started is None else timeout - (time.monotonic() - started)
+            poll = min(max(remaining, 0.0), _LOCK_POLL)
             try:
                 stack.enter_context(store.locked(poll))
                 break
             except LockError as exc:
+                if started is None:
+                    started = time.monotonic()
                 waited = time.monotonic() - started
                 if waited >= timeout:
                     if timeout > 0:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import avatarsync
 from avatarsync import Workspace
-from avatarsync.errors import UnsafePlanError
+from avatarsync.errors import LockError, UnsafePlanError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,3 +93,46 @@ def test_the_documented_session_examples_run(examples: Path, monkeypatch, capsys
         assert server.stats()["openConversations"]["equos"] == 0
     finally:
         server.stop()
+
+
+class _SlowHeldStore:
+    """A store whose lock is held by another run and takes `delay` s to say so
+    (an S3 or PostgreSQL store on a loaded runner)."""
+
+    environment = "test"
+
+    def __init__(self, delay: float, free_after: int) -> None:
+        self.delay, self.free_after, self.tries = delay, free_after, 0
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float = 0.0) -> Iterator[None]:
+        self.tries += 1
+        time.sleep(self.delay)
+        if self.tries <= self.free_after:
+            raise LockError("locked by another run")
+        yield
+
+
+def test_a_lock_wait_is_reported_from_zero_however_slow_the_store_answers() -> None:
+    from avatarsync.api import _hold_lock
+
+    store = _SlowHeldStore(delay=0.6, free_after=1)
+    events: list[object] = []
+    with _hold_lock(store, "test", 30, events.append):  # type: ignore[arg-type]
+        pass
+    assert store.tries == 2
+    assert [type(e).__name__ for e in events] == ["LockWaiting"]
+    assert events[0].waited < 0.1  # type: ignore[attr-defined]
+
+
+def test_no_lock_timeout_fails_on_the_first_try_without_reporting_a_wait() -> None:
+    from avatarsync.api import _hold_lock
+
+    store = _SlowHeldStore(delay=0.0, free_after=5)
+    events: list[object] = []
+    with (
+        pytest.raises(LockError, match=r"^locked by another run$"),
+        _hold_lock(store, "test", 0, events.append),  # type: ignore[arg-type]
+    ):
+        pass
+    assert store.tries == 1 and events == []
