@@ -8,7 +8,6 @@ everything else to stderr.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from avatarsync.cli.app import CliContext, main, open_project, progress, shown_path
+from avatarsync.cli.app import CliContext, main, open_project, option_group, progress, shown_path
 from avatarsync.errors import Interrupted, SessionError
 from avatarsync.output.sessions import (
     render_conversation_json,
@@ -49,7 +48,9 @@ _ENV = click.option("--env", "env_name", required=True, metavar="ENV", help="Env
 
 @dataclass(frozen=True)
 class _PresetInputs:
-    """The options of every command that starts a conversation, as given."""
+    """What every command that starts a conversation takes besides --env, as
+    given: parsed by the command once the project is open (so errors come
+    in the same order)."""
 
     assignments: tuple[str, ...]
     values_file: Path | None
@@ -91,77 +92,45 @@ class _PresetInputs:
         )
 
 
-def _preset_options(command: Any) -> Any:
-    """What every command that starts a conversation takes: `--env` as
-    `env_name`, the rest as one `inputs` (parsed by the command, after the
-    project is open)."""
-
-    @functools.wraps(command)
-    def with_inputs(
-        *args: Any,
-        assignments: tuple[str, ...],
-        values_file: Path | None,
-        name: str | None,
-        max_seconds: int | None,
-        consumer: str | None,
-        remote_agent: str | None,
-        host_url: str | None,
-        host_token_env: str | None,
-        **kwargs: Any,
-    ) -> Any:
-        inputs = _PresetInputs(
-            assignments,
-            values_file,
-            name,
-            max_seconds,
-            consumer,
-            remote_agent,
-            host_url,
-            host_token_env,
-        )
-        return command(*args, inputs=inputs, **kwargs)
-
-    options = [
-        _ENV,
-        click.option(
-            "--var",
-            "assignments",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="A caller input of the preset (repeatable; dotted keys nest).",
-        ),
-        click.option(
-            "--values",
-            "values_file",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            help="A YAML or JSON file of caller inputs (--var wins).",
-        ),
-        click.option("--name", help="Conversation name (default: PRESET-<UTC time>)."),
-        click.option(
-            "--max-seconds",
-            type=int,
-            help="Longest the conversation may run (default: the preset's maxSeconds).",
-        ),
-        click.option(
-            "--consumer",
-            metavar="IDENTITY[:NAME]",
-            help="A consumer participant: its room token comes back.",
-        ),
-        click.option(
-            "--remote-agent",
-            metavar="IDENTITY[:NAME]",
-            help="A remote agent participant: its room token comes back.",
-        ),
-        click.option("--host-url", metavar="URL", help="Your own LiveKit server URL."),
-        click.option(
-            "--host-token-env",
-            metavar="VAR",
-            help="The variable holding the access token of --host-url.",
-        ),
-    ]
-    for option in reversed(options):
-        with_inputs = option(with_inputs)
-    return with_inputs
+_preset_options = option_group(
+    _PresetInputs,
+    "inputs",
+    click.option(
+        "--var",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A caller input of the preset (repeatable; dotted keys nest).",
+    ),
+    click.option(
+        "--values",
+        "values_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="A YAML or JSON file of caller inputs (--var wins).",
+    ),
+    click.option("--name", help="Conversation name (default: PRESET-<UTC time>)."),
+    click.option(
+        "--max-seconds",
+        type=int,
+        help="Longest the conversation may run (default: the preset's maxSeconds).",
+    ),
+    click.option(
+        "--consumer",
+        metavar="IDENTITY[:NAME]",
+        help="A consumer participant: its room token comes back.",
+    ),
+    click.option(
+        "--remote-agent",
+        metavar="IDENTITY[:NAME]",
+        help="A remote agent participant: its room token comes back.",
+    ),
+    click.option("--host-url", metavar="URL", help="Your own LiveKit server URL."),
+    click.option(
+        "--host-token-env",
+        metavar="VAR",
+        help="The variable holding the access token of --host-url.",
+    ),
+)
 
 
 def _read(obj: CliContext, env_name: str, read: Callable[[Workspace], T]) -> T:
@@ -176,6 +145,7 @@ def _read(obj: CliContext, env_name: str, read: Callable[[Workspace], T]) -> T:
 
 @session.command()
 @click.argument("preset")
+@_ENV
 @_preset_options
 @click.option("--json", "as_json", is_flag=True, help="Print the conversation as JSON.")
 @click.option("--show-tokens", is_flag=True, help="Print the room access tokens (secrets).")
@@ -256,6 +226,7 @@ def list_(obj: CliContext, env_name: str, status: str | None, as_json: bool) -> 
 
 @session.command()
 @click.argument("preset")
+@_ENV
 @_preset_options
 @click.option(
     "--timeout",
