@@ -176,10 +176,14 @@ class E2EProject:
                 code = exc.code if isinstance(exc.code, int) else 1
         return Result(code, out.getvalue(), err.getvalue())
 
+    def command(self, *args: str) -> list[str]:
+        """The console script's command line for this project (`python -m avatarsync`)."""
+        return [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args]
+
     def process(self, *args: str, timeout: float = 120, stdin: str | None = "") -> Result:
         """The console script in a separate process."""
         proc = subprocess.run(
-            [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
+            self.command(*args),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -190,7 +194,7 @@ class E2EProject:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
+            self.command(*args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
