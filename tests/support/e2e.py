@@ -112,6 +112,11 @@ spec:
 """
 
 
+def emulator_http(url: str, key: str = SENTINEL_KEY) -> httpx.Client:
+    """A client of the emulator's Equos API with `key` (no proxy from the environment)."""
+    return httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=10, trust_env=False)
+
+
 @dataclass
 class Result:
     code: int
@@ -203,9 +208,7 @@ class E2EProject:
         )
 
     def http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url, headers={"x-api-key": self.key}, timeout=10, trust_env=False
-        )
+        return emulator_http(self.server.url, self.key)
 
     def remote(self, client: str = CLIENT) -> dict[str, list[dict]]:
         """Every live object with our client tag, by kind (all pages)."""
