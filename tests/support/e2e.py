@@ -157,6 +157,13 @@ class E2EProject:
         elif sally_file.exists():
             sally_file.unlink()
 
+    def edit(self, path: str, old: str, new: str, count: int = -1) -> None:
+        """Replace `old` (which must be there) by `new` in the project's file at `path`."""
+        file = self.root / path
+        text = file.read_text()
+        assert old in text, f"{old!r} is not in {path}"
+        file.write_text(text.replace(old, new, count))
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("E2E_")}
         env["E2E_EQUOS_KEY"] = self.key
