@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -110,6 +111,14 @@ spec:
     instructions: You sell Acme plans.
     greetingMessage: Hello!
 """
+
+
+def wait_for(condition: Callable[[], object], seconds: float = 60, every: float = 0.02) -> None:
+    """Poll `condition` every `every` s until it holds; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
 
 
 def emulator_http(url: str, key: str = SENTINEL_KEY) -> httpx.Client:
@@ -216,6 +225,11 @@ class E2EProject:
 
     def http(self) -> httpx.Client:
         return emulator_http(self.server.url, self.key)
+
+    def posts(self) -> int:
+        """How many POST requests the emulator has answered (creates, uploads, starts)."""
+        requests = self.server.stats()["requests"]
+        return sum(n for k, n in requests.items() if k.startswith("POST"))
 
     def remote(self, client: str = CLIENT) -> dict[str, list[dict]]:
         """Every live object with our client tag, by kind (all pages)."""
