@@ -29,7 +29,6 @@ import gc
 import hashlib
 import json
 import signal
-import threading
 import time
 import uuid
 from collections.abc import (
@@ -44,7 +43,7 @@ from collections.abc import (
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from importlib import resources as package_files
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,7 +64,7 @@ from avatarsync.conversations.sessions import (
     start_conversation_or_undo,
     stop_conversation,
 )
-from avatarsync.conversations.smoke import SmokeReport, guard_signals, run_smoke
+from avatarsync.conversations.smoke import SmokeReport, run_smoke
 from avatarsync.errors import (
     AvatarsyncError,
     Diagnostic,
@@ -81,6 +80,7 @@ from avatarsync.errors import (
     TransportError,
     UnknownAddressError,
 )
+from avatarsync.interrupts import SIGNALS, cancel_on_signals, install_handlers
 from avatarsync.manifests.lint import lint
 from avatarsync.manifests.loader import dump_yaml, load_file
 from avatarsync.manifests.manifest_set import ManifestSet, load_manifests
@@ -977,9 +977,9 @@ class Workspace:
         report = SmokeReport(preset, self.env.name)
         try:
             return asyncio.run(
-                guard_signals(
+                cancel_on_signals(
                     self.smoke_async(preset, values, options, timeout=timeout, report=report),
-                    on_signal or (lambda _name: None),
+                    on_signal=on_signal,
                 )
             )
         except Interrupted as exc:
@@ -1398,33 +1398,9 @@ T = TypeVar("T")
 
 async def _interruptible(work: Coroutine[Any, Any, T]) -> T:
     """Run `work`, cancelled cleanly by SIGINT or SIGTERM (asyncio's own
-    cancellation, so every request in flight is closed): Interrupted."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    caught = _Interrupt()
-    installed: list[signal.Signals] = []
-
-    def interrupted(sig: signal.Signals) -> None:
-        caught.name = sig.name
-        if task is not None:
-            task.cancel()
-
-    if task is not None and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, interrupted, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue
-            installed.append(sig)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if caught.name is None:
-            raise
-        raise Interrupted(f"interrupted ({caught.name}); nothing was written") from None
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    cancellation, so every request in flight is closed): Interrupted. A read
+    has nothing to finish, so a later signal cancels it again."""
+    return await cancel_on_signals(work, "nothing was written", cancel_again=True)
 
 
 @dataclass
@@ -1439,7 +1415,6 @@ def _graceful_interrupts(stop: asyncio.Event) -> Iterator[_Interrupt]:
     falls back to the default: stop now."""
     caught = _Interrupt()
     loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
 
     def interrupted(sig: signal.Signals) -> None:
         caught.name = sig.name
@@ -1448,13 +1423,7 @@ def _graceful_interrupts(stop: asyncio.Event) -> Iterator[_Interrupt]:
             loop.remove_signal_handler(s)
         installed.clear()
 
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, interrupted, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue
-            installed.append(sig)
+    installed = install_handlers(loop, {sig: partial(interrupted, sig) for sig in SIGNALS})
     try:
         yield caught
     finally:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from avatarsync.avatarium.endpoint import AvatariumEndpoint, byok_settings, open_endpoint
 from avatarsync.errors import ProjectError
+from avatarsync.interrupts import install_handlers
 from avatarsync.manifests.messages import did_you_mean
 from avatarsync.manifests.project import Environment, Project
 from avatarsync.resources import AgentProfile, DesiredState
@@ -122,7 +123,7 @@ async def _chat(
             reply[0].cancel()
         lines.put_nowait(None)
 
-    installed = _install(loop, {signal.SIGINT: on_interrupt, signal.SIGTERM: on_terminate})
+    installed = install_handlers(loop, {signal.SIGINT: on_interrupt, signal.SIGTERM: on_terminate})
     threading.Thread(target=read_lines, name="avatarsync-chat-input", daemon=True).start()
     turns = cancelled = 0
     try:
@@ -183,18 +184,3 @@ async def _chat(
         for sig in installed:
             loop.remove_signal_handler(sig)
     return ChatSummary(conversation_id, turns, cancelled)
-
-
-def _install(
-    loop: asyncio.AbstractEventLoop, handlers: Mapping[signal.Signals, Any]
-) -> list[signal.Signals]:
-    installed: list[signal.Signals] = []
-    if threading.current_thread() is not threading.main_thread():
-        return installed
-    for sig, handler in handlers.items():
-        try:
-            loop.add_signal_handler(sig, handler)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue
-        installed.append(sig)
-    return installed

@@ -12,8 +12,6 @@ are cancelled, their conversations ended, then `Interrupted` is raised).
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +19,8 @@ from typing import Any, TypeVar
 
 from avatarsync.avatarium.expectations import check_reply, expected_of
 from avatarsync.avatarium.results import Status, TestResult, TurnResult
-from avatarsync.errors import AvatarsyncError, Interrupted
+from avatarsync.errors import AvatarsyncError
+from avatarsync.interrupts import cancel_on_signals
 from avatarsync.providers.avatarium import AvatariumClient
 from avatarsync.resources import AgentProfile, ConversationTest
 
@@ -132,33 +131,4 @@ def interruptible(work: Coroutine[Any, Any, T], what: str) -> T:
     """Run `work` in a new event loop; SIGINT or SIGTERM cancels it (once:
     further signals are ignored while conversations are being ended), then
     `Interrupted` is raised saying what was cleaned up."""
-    return asyncio.run(_interruptible(work, what))
-
-
-async def _interruptible(work: Coroutine[Any, Any, T], what: str) -> T:
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(work)
-    caught: list[str] = []
-
-    def interrupted(sig: signal.Signals) -> None:
-        if not caught:
-            caught.append(sig.name)
-            task.cancel()
-
-    installed: list[signal.Signals] = []
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, interrupted, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue
-            installed.append(sig)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if not caught:
-            raise
-        raise Interrupted(f"interrupted ({caught[0]}); {what}") from None
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    return asyncio.run(cancel_on_signals(work, what))

@@ -8,13 +8,15 @@ error (usage errors included, so that `plan --detailed-exitcode` can reserve
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -44,6 +46,7 @@ __all__ = [
     "hoist_global_flags",
     "main",
     "open_project",
+    "option_group",
     "progress",
     "report_diagnostics",
     "report_error",
@@ -68,6 +71,27 @@ class CliContext:
     # GitHub Actions (GITHUB_ACTIONS=true or --github): errors become
     # annotations and plan/apply/drift write the job's step summary.
     github: bool = False
+
+
+def option_group(
+    into: type[Any], parameter: str, *options: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """Click `options` that a command takes as one value: `into`, a dataclass
+    whose fields are the options' parameter names, built from what was given
+    and passed as `parameter`. They show in --help in the order written."""
+    names = [f.name for f in dataclasses.fields(into)]
+
+    def decorate(command: Any) -> Any:
+        @functools.wraps(command)
+        def grouped(*args: Any, **kwargs: Any) -> Any:
+            value = into(**{name: kwargs.pop(name) for name in names})
+            return command(*args, **{parameter: value}, **kwargs)
+
+        for option in reversed(options):
+            grouped = option(grouped)
+        return grouped
+
+    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,9 +16,9 @@ import click
 from avatarsync.cli.app import CliContext, main, open_project, progress, write_step_summary
 from avatarsync.cli.plan_cmds import (
     ApplyRequest,
+    PlanSelection,
     _apply_options,
     _color,
-    _plan_options,
     _plan_selection,
     annotate_plan,
     apply_environment,
@@ -77,15 +77,8 @@ def promote(
     obj: CliContext,
     source: str,
     target_env: str,
-    prune: bool,
-    target: tuple[str, ...],
-    exclude: tuple[str, ...],
-    allow_delete_all: bool,
-    yes: bool,
-    allow_destroy: bool,
-    parallelism: int,
-    lock_timeout: float,
-    as_json: bool,
+    selection: PlanSelection,
+    request: ApplyRequest,
     out: Path | None,
     skip_tests: bool,
 ) -> int:
@@ -102,7 +95,7 @@ def promote(
     if source == target_env:
         raise click.UsageError("SOURCE and TARGET must be different environments")
     project = open_project(obj)
-    options = _plan_options(prune, target, exclude, allow_delete_all)
+    options = selection.options()
     if skip_tests:
         click.echo(
             f"WARNING: --skip-tests: promoting without checking that {source!r}'s conversation "
@@ -111,7 +104,11 @@ def promote(
         )
     with progress(obj) as display:
         checked = check_promotion(
-            project, source, parallelism=parallelism, on_event=display, skip_tests=skip_tests
+            project,
+            source,
+            parallelism=request.parallelism,
+            on_event=display,
+            skip_tests=skip_tests,
         )
     for note in checked.notes:
         click.echo(f"note: {note}", err=True)
@@ -122,18 +119,17 @@ def promote(
     if out is not None:
         with (
             progress(obj) as display,
-            Workspace(project, target_env, parallelism=parallelism, on_event=display) as ws,
-            ws.locked(lock_timeout),
+            Workspace(project, target_env, parallelism=request.parallelism, on_event=display) as ws,
+            ws.locked(request.lock_timeout),
         ):
             run = ws.plan(options)
             save_plan_file(run.plan, out)
             annotate_plan(obj, ws, run.plan)
-        print_plan(obj, run.plan, as_json=as_json)
+        print_plan(obj, run.plan, as_json=request.as_json)
         write_step_summary(obj, render_plan_markdown(run.plan))
         click.echo(f"Saved the plan to {out}; apply it with: avatarsync apply {out}", err=True)
         return 0
-    request = ApplyRequest(options, yes, allow_destroy, parallelism, lock_timeout, as_json)
-    return apply_environment(obj, project, target_env, request)
+    return apply_environment(obj, project, target_env, options, request)
 
 
 @main.command()

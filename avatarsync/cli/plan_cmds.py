@@ -23,6 +23,7 @@ from avatarsync.cli.app import (
     main,
     one_line_safe,
     open_project,
+    option_group,
     progress,
     shown_path,
     write_step_summary,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from avatarsync.api import Workspace
     from avatarsync.manifests.project import Project
 
-__all__ = ["ApplyRequest", "annotate_plan", "apply_environment", "print_plan"]
+__all__ = ["ApplyRequest", "PlanSelection", "annotate_plan", "apply_environment", "print_plan"]
 
 
 def _addresses(values: tuple[str, ...], option: str) -> tuple[Address, ...]:
@@ -58,41 +59,53 @@ def _addresses(values: tuple[str, ...], option: str) -> tuple[Address, ...]:
     return tuple(out)
 
 
-def _plan_options(
-    prune: bool, target: tuple[str, ...], exclude: tuple[str, ...], allow_delete_all: bool
-) -> PlanOptions:
-    return PlanOptions(
-        prune=prune,
-        targets=_addresses(target, "--target"),
-        excludes=_addresses(exclude, "--exclude"),
-        allow_delete_all=allow_delete_all,
-    )
+@dataclass(frozen=True)
+class PlanSelection:
+    """What a plan covers, as --prune, --target, --exclude and --allow-delete-all say."""
+
+    prune: bool
+    target: tuple[str, ...]
+    exclude: tuple[str, ...]
+    allow_delete_all: bool
+
+    def given(self) -> bool:
+        return bool(self.prune or self.target or self.exclude or self.allow_delete_all)
+
+    def options(self) -> PlanOptions:
+        return PlanOptions(
+            prune=self.prune,
+            targets=_addresses(self.target, "--target"),
+            excludes=_addresses(self.exclude, "--exclude"),
+            allow_delete_all=self.allow_delete_all,
+        )
 
 
-def _plan_selection(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--allow-delete-all",
+_plan_selection = option_group(
+    PlanSelection,
+    "selection",
+    click.option(
+        "--prune",
         is_flag=True,
-        help="Allow a plan that deletes every managed resource of the environment.",
-    )(f)
-    f = click.option(
-        "--exclude",
-        multiple=True,
-        metavar="KIND/KEY",
-        help="Leave this resource (and what depends on it) out. Repeatable.",
-    )(f)
-    f = click.option(
+        help="Delete resources that are in state but no longer in the manifests.",
+    ),
+    click.option(
         "--target",
         multiple=True,
         metavar="KIND/KEY",
         help="Plan only this resource and what it depends on. Repeatable.",
-    )(f)
-    f = click.option(
-        "--prune",
+    ),
+    click.option(
+        "--exclude",
+        multiple=True,
+        metavar="KIND/KEY",
+        help="Leave this resource (and what depends on it) out. Repeatable.",
+    ),
+    click.option(
+        "--allow-delete-all",
         is_flag=True,
-        help="Delete resources that are in state but no longer in the manifests.",
-    )(f)
-    return f
+        help="Allow a plan that deletes every managed resource of the environment.",
+    ),
+)
 
 
 def _color(obj: CliContext, stream: object) -> bool:
@@ -109,24 +122,37 @@ def _lock_timeout(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def _apply_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """What every command that writes takes: confirmation, protection, pace, output."""
-    f = click.option("--json", "as_json", is_flag=True, help="Print the apply report as JSON.")(f)
-    f = _lock_timeout(f)
-    f = click.option(
+@dataclass(frozen=True)
+class ApplyRequest:
+    """How to apply, as the options of apply and promote say."""
+
+    yes: bool
+    allow_destroy: bool
+    parallelism: int
+    lock_timeout: float
+    as_json: bool
+
+
+# What every command that writes takes: confirmation, protection, pace, output.
+_apply_options = option_group(
+    ApplyRequest,
+    "request",
+    click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (for CI)."),
+    click.option(
+        "--allow-destroy",
+        is_flag=True,
+        help="Allow deletes and replaces in a protected environment.",
+    ),
+    click.option(
         "--parallelism",
         type=click.IntRange(1, 64),
         default=10,
         show_default=True,
         help="Concurrent API calls at most.",
-    )(f)
-    f = click.option(
-        "--allow-destroy",
-        is_flag=True,
-        help="Allow deletes and replaces in a protected environment.",
-    )(f)
-    f = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (for CI).")(f)
-    return f
+    ),
+    _lock_timeout,
+    click.option("--json", "as_json", is_flag=True, help="Print the apply report as JSON."),
+)
 
 
 def print_plan(
@@ -187,10 +213,7 @@ def annotate_plan(obj: CliContext, ws: Workspace, plan: Plan) -> None:
 def plan(
     obj: CliContext,
     env_name: str,
-    prune: bool,
-    target: tuple[str, ...],
-    exclude: tuple[str, ...],
-    allow_delete_all: bool,
+    selection: PlanSelection,
     out: Path | None,
     lock_timeout: float,
     as_json: bool,
@@ -203,7 +226,7 @@ def plan(
         raise click.UsageError("--json and --markdown are exclusive")
     from avatarsync.api import Workspace, save_plan_file
 
-    options = _plan_options(prune, target, exclude, allow_delete_all)
+    options = selection.options()
     project = open_project(obj)
     with progress(obj) as display, Workspace(project, env_name, on_event=display) as ws:
         # Only a saved plan takes the lock: it must not be made while an
@@ -221,22 +244,11 @@ def plan(
     return 2 if detailed_exitcode and run.plan.has_changes else 0
 
 
-@dataclass(frozen=True)
-class ApplyRequest:
-    """How to apply, as the options of apply and promote say."""
-
-    options: PlanOptions
-    yes: bool
-    allow_destroy: bool
-    parallelism: int
-    lock_timeout: float
-    as_json: bool
-
-
 def apply_environment(
     obj: CliContext,
     project: Project,
     env_name: str,
+    options: PlanOptions,
     request: ApplyRequest,
     saved: Plan | None = None,
 ) -> int:
@@ -263,7 +275,7 @@ def apply_environment(
         ws.locked(request.lock_timeout),
     ):
         if saved is None:
-            the_plan = ws.plan(request.options).plan
+            the_plan = ws.plan(options).plan
             annotate_plan(obj, ws, the_plan)
             with display.suspended():
                 if request.as_json:
@@ -325,22 +337,15 @@ def apply(
     obj: CliContext,
     plan_file: Path | None,
     env_name: str | None,
-    prune: bool,
-    target: tuple[str, ...],
-    exclude: tuple[str, ...],
-    allow_delete_all: bool,
-    yes: bool,
-    allow_destroy: bool,
-    parallelism: int,
-    lock_timeout: float,
-    as_json: bool,
+    selection: PlanSelection,
+    request: ApplyRequest,
 ) -> int:
     """Make an environment match the manifests (or apply exactly a saved PLAN_FILE)."""
     from avatarsync.api import load_plan_file
 
     saved: Plan | None = None
     if plan_file is not None:
-        if prune or target or exclude or allow_delete_all:
+        if selection.given():
             raise click.UsageError(
                 "--prune/--target/--exclude are chosen when the plan is made, not with PLAN_FILE"
             )
@@ -353,15 +358,8 @@ def apply(
         env_name = saved.environment
     if env_name is None:
         raise click.UsageError("give --env ENV, or a saved PLAN_FILE")
-    request = ApplyRequest(
-        _plan_options(prune, target, exclude, allow_delete_all),
-        yes,
-        allow_destroy,
-        parallelism,
-        lock_timeout,
-        as_json,
-    )
-    return apply_environment(obj, open_project(obj), env_name, request, saved)
+    options = selection.options()
+    return apply_environment(obj, open_project(obj), env_name, options, request, saved)
 
 
 @main.command("import")

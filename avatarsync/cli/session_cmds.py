@@ -9,12 +9,14 @@ everything else to stderr.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from avatarsync.cli.app import CliContext, main, open_project, progress, shown_path
+from avatarsync.cli.app import CliContext, main, open_project, option_group, progress, shown_path
 from avatarsync.errors import Interrupted, SessionError
 from avatarsync.output.sessions import (
     render_conversation_json,
@@ -28,7 +30,12 @@ from avatarsync.output.sessions import (
     render_started_text,
 )
 
+if TYPE_CHECKING:
+    from avatarsync.api import Workspace
+
 __all__ = ["presets", "session"]
+
+T = TypeVar("T")
 
 
 @main.group()
@@ -36,91 +43,109 @@ def session() -> None:
     """Equos conversations from ConversationPresets: start, stop, get, list, smoke."""
 
 
-def _preset_options(command: Any) -> Any:
-    """What every command that starts a conversation takes."""
-    options = [
-        click.option("--env", "env_name", required=True, metavar="ENV", help="Environment."),
-        click.option(
-            "--var",
-            "assignments",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="A caller input of the preset (repeatable; dotted keys nest).",
-        ),
-        click.option(
-            "--values",
-            "values_file",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            help="A YAML or JSON file of caller inputs (--var wins).",
-        ),
-        click.option("--name", help="Conversation name (default: PRESET-<UTC time>)."),
-        click.option(
-            "--max-seconds",
-            type=int,
-            help="Longest the conversation may run (default: the preset's maxSeconds).",
-        ),
-        click.option(
-            "--consumer",
-            metavar="IDENTITY[:NAME]",
-            help="A consumer participant: its room token comes back.",
-        ),
-        click.option(
-            "--remote-agent",
-            metavar="IDENTITY[:NAME]",
-            help="A remote agent participant: its room token comes back.",
-        ),
-        click.option("--host-url", metavar="URL", help="Your own LiveKit server URL."),
-        click.option(
-            "--host-token-env",
-            metavar="VAR",
-            help="The variable holding the access token of --host-url.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+_ENV = click.option("--env", "env_name", required=True, metavar="ENV", help="Environment.")
 
 
-def _values(assignments: tuple[str, ...], values_file: Path | None) -> dict[str, Any]:
-    from avatarsync import api
-    from avatarsync.cli.manifest_cmds import _merge
+@dataclass(frozen=True)
+class _PresetInputs:
+    """What every command that starts a conversation takes besides --env, as
+    given: parsed by the command once the project is open (so errors come
+    in the same order)."""
 
-    for item in assignments:
-        if "=" not in item or not item.partition("=")[0].strip():
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--var")
-    values = api.load_values(values_file) if values_file else {}
-    return _merge(values, api.parse_assignments(assignments))
+    assignments: tuple[str, ...]
+    values_file: Path | None
+    name: str | None
+    max_seconds: int | None
+    consumer: str | None
+    remote_agent: str | None
+    host_url: str | None
+    host_token_env: str | None
+
+    def values(self) -> dict[str, Any]:
+        from avatarsync import api
+        from avatarsync.cli.manifest_cmds import _merge
+
+        for item in self.assignments:
+            if "=" not in item or not item.partition("=")[0].strip():
+                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--var")
+        values = api.load_values(self.values_file) if self.values_file else {}
+        return _merge(values, api.parse_assignments(self.assignments))
+
+    def options(self) -> Any:
+        from avatarsync import HostRoom, Participant, SessionOptions, secret
+
+        host = None
+        host_url, host_token_env = self.host_url, self.host_token_env
+        if host_url or host_token_env:
+            if not (host_url and host_token_env):
+                raise click.UsageError("--host-url and --host-token-env go together")
+            token = os.environ.get(host_token_env)
+            if not token:
+                raise SessionError(f"--host-token-env: {host_token_env} is not set")
+            host = HostRoom(host_url, secret.Secret(token))
+        return SessionOptions(
+            name=self.name,
+            max_seconds=self.max_seconds,
+            host=host,
+            remote_agent=Participant.parse(self.remote_agent) if self.remote_agent else None,
+            consumer=Participant.parse(self.consumer) if self.consumer else None,
+        )
 
 
-def _options(
-    name: str | None,
-    max_seconds: int | None,
-    consumer: str | None,
-    remote_agent: str | None,
-    host_url: str | None,
-    host_token_env: str | None,
-) -> Any:
-    from avatarsync import HostRoom, Participant, SessionOptions, secret
+_preset_options = option_group(
+    _PresetInputs,
+    "inputs",
+    click.option(
+        "--var",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A caller input of the preset (repeatable; dotted keys nest).",
+    ),
+    click.option(
+        "--values",
+        "values_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="A YAML or JSON file of caller inputs (--var wins).",
+    ),
+    click.option("--name", help="Conversation name (default: PRESET-<UTC time>)."),
+    click.option(
+        "--max-seconds",
+        type=int,
+        help="Longest the conversation may run (default: the preset's maxSeconds).",
+    ),
+    click.option(
+        "--consumer",
+        metavar="IDENTITY[:NAME]",
+        help="A consumer participant: its room token comes back.",
+    ),
+    click.option(
+        "--remote-agent",
+        metavar="IDENTITY[:NAME]",
+        help="A remote agent participant: its room token comes back.",
+    ),
+    click.option("--host-url", metavar="URL", help="Your own LiveKit server URL."),
+    click.option(
+        "--host-token-env",
+        metavar="VAR",
+        help="The variable holding the access token of --host-url.",
+    ),
+)
 
-    host = None
-    if host_url or host_token_env:
-        if not (host_url and host_token_env):
-            raise click.UsageError("--host-url and --host-token-env go together")
-        token = os.environ.get(host_token_env)
-        if not token:
-            raise SessionError(f"--host-token-env: {host_token_env} is not set")
-        host = HostRoom(host_url, secret.Secret(token))
-    return SessionOptions(
-        name=name,
-        max_seconds=max_seconds,
-        host=host,
-        remote_agent=Participant.parse(remote_agent) if remote_agent else None,
-        consumer=Participant.parse(consumer) if consumer else None,
-    )
+
+def _read(obj: CliContext, env_name: str, read: Callable[[Workspace], T]) -> T:
+    """Open ENV for a conversation read or stop: no resolve first (only the
+    state's ids and the client are needed)."""
+    from avatarsync import Workspace
+
+    project = open_project(obj)
+    with Workspace(project, env_name, resolve_first=False) as ws:
+        return read(ws)
 
 
 @session.command()
 @click.argument("preset")
+@_ENV
 @_preset_options
 @click.option("--json", "as_json", is_flag=True, help="Print the conversation as JSON.")
 @click.option("--show-tokens", is_flag=True, help="Print the room access tokens (secrets).")
@@ -129,14 +154,7 @@ def start(
     obj: CliContext,
     preset: str,
     env_name: str,
-    assignments: tuple[str, ...],
-    values_file: Path | None,
-    name: str | None,
-    max_seconds: int | None,
-    consumer: str | None,
-    remote_agent: str | None,
-    host_url: str | None,
-    host_token_env: str | None,
+    inputs: _PresetInputs,
     as_json: bool,
     show_tokens: bool,
 ) -> None:
@@ -149,8 +167,7 @@ def start(
     from avatarsync import Workspace
 
     project = open_project(obj)
-    values = _values(assignments, values_file)
-    options = _options(name, max_seconds, consumer, remote_agent, host_url, host_token_env)
+    values, options = inputs.values(), inputs.options()
     # resolve_first=False: the session resolves (and checks every input) itself.
     with (
         progress(obj) as display,
@@ -163,16 +180,12 @@ def start(
 
 @session.command()
 @click.argument("conversation_id", metavar="ID")
-@click.option("--env", "env_name", required=True, metavar="ENV", help="Environment.")
+@_ENV
 @click.option("--json", "as_json", is_flag=True, help="Print the conversation as JSON.")
 @click.pass_obj
 def stop(obj: CliContext, conversation_id: str, env_name: str, as_json: bool) -> None:
     """Stop conversation ID of ENV (its `client`); one already ended is not an error."""
-    from avatarsync import Workspace
-
-    project = open_project(obj)
-    with Workspace(project, env_name, resolve_first=False) as ws:
-        conversation = ws.stop_session(conversation_id)
+    conversation = _read(obj, env_name, lambda ws: ws.stop_session(conversation_id))
     if as_json:
         click.echo(render_conversation_json(conversation, env_name), nl=False)
     else:
@@ -181,16 +194,12 @@ def stop(obj: CliContext, conversation_id: str, env_name: str, as_json: bool) ->
 
 @session.command()
 @click.argument("conversation_id", metavar="ID")
-@click.option("--env", "env_name", required=True, metavar="ENV", help="Environment.")
+@_ENV
 @click.option("--json", "as_json", is_flag=True, help="Print the conversation as JSON.")
 @click.pass_obj
 def get(obj: CliContext, conversation_id: str, env_name: str, as_json: bool) -> None:
     """Show conversation ID: status, transcript and timeline (when the platform has them)."""
-    from avatarsync import Workspace
-
-    project = open_project(obj)
-    with Workspace(project, env_name, resolve_first=False) as ws:
-        conversation = ws.get_session(conversation_id)
+    conversation = _read(obj, env_name, lambda ws: ws.get_session(conversation_id))
     if as_json:
         click.echo(render_conversation_json(conversation, env_name), nl=False)
     else:
@@ -198,7 +207,7 @@ def get(obj: CliContext, conversation_id: str, env_name: str, as_json: bool) -> 
 
 
 @session.command("list")
-@click.option("--env", "env_name", required=True, metavar="ENV", help="Environment.")
+@_ENV
 @click.option(
     "--status",
     type=click.Choice(["running", "ended", "error", "blocked"]),
@@ -208,11 +217,7 @@ def get(obj: CliContext, conversation_id: str, env_name: str, as_json: bool) -> 
 @click.pass_obj
 def list_(obj: CliContext, env_name: str, status: str | None, as_json: bool) -> None:
     """List the conversations of ENV (those with its `client`), newest first."""
-    from avatarsync import Workspace
-
-    project = open_project(obj)
-    with Workspace(project, env_name, resolve_first=False) as ws:
-        conversations = ws.list_sessions(status)
+    conversations = _read(obj, env_name, lambda ws: ws.list_sessions(status))
     if as_json:
         click.echo(render_conversations_json(conversations, env_name), nl=False)
     else:
@@ -221,6 +226,7 @@ def list_(obj: CliContext, env_name: str, status: str | None, as_json: bool) -> 
 
 @session.command()
 @click.argument("preset")
+@_ENV
 @_preset_options
 @click.option(
     "--timeout",
@@ -235,14 +241,7 @@ def smoke(
     obj: CliContext,
     preset: str,
     env_name: str,
-    assignments: tuple[str, ...],
-    values_file: Path | None,
-    name: str | None,
-    max_seconds: int | None,
-    consumer: str | None,
-    remote_agent: str | None,
-    host_url: str | None,
-    host_token_env: str | None,
+    inputs: _PresetInputs,
     timeout: float,
     as_json: bool,
 ) -> int:
@@ -254,8 +253,7 @@ def smoke(
     from avatarsync import Workspace
 
     project = open_project(obj)
-    values = _values(assignments, values_file)
-    options = _options(name, max_seconds, consumer, remote_agent, host_url, host_token_env)
+    values, options = inputs.values(), inputs.options()
 
     def on_signal(signal_name: str) -> None:
         click.echo(f"{signal_name}: stopping the conversation before exiting…", err=True)
@@ -279,7 +277,7 @@ def presets() -> None:
 
 
 @presets.command("export")
-@click.option("--env", "env_name", required=True, metavar="ENV", help="Environment.")
+@_ENV
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -4,7 +4,7 @@ A post-deploy check in CI: the preset starts, the conversation is `running`
 and links the expected character with the rendered prompt vars, then it is
 stopped. Conversations are billed while they run, so the stop happens
 whatever happened before it: a failed check, a timeout, an API error, Ctrl-C
-or SIGTERM (`guard_signals` turns both into a cancellation of the check,
+or SIGTERM (`avatarsync.interrupts` turns both into a cancellation of the check,
 never of the stop). A start whose answer was still on its way when the
 signal came is awaited, so its conversation is stopped too. A stop that
 fails is retried; one that still fails is reported, with the id to stop by
@@ -14,11 +14,9 @@ hand.
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from avatarsync.conversations.sessions import (
     Conversation,
@@ -28,12 +26,11 @@ from avatarsync.conversations.sessions import (
     start_conversation,
     stop_conversation,
 )
-from avatarsync.errors import ApiError, Interrupted, SessionError
+from avatarsync.errors import ApiError, SessionError
 from avatarsync.providers.equos import EquosClient
 
-__all__ = ["SmokeCheck", "SmokeReport", "guard_signals", "run_smoke"]
+__all__ = ["SmokeCheck", "SmokeReport", "run_smoke"]
 
-T = TypeVar("T")
 STOP_ATTEMPTS = 3  # each one already retries 5xx inside the client
 STOP_TIMEOUT = 30.0  # seconds the stop may take, whatever stopped the check
 START_GRACE = 30.0  # seconds to wait for a start answer already on its way
@@ -190,36 +187,3 @@ async def _stop(
         f"could not stop conversation {conversation_id} ({last}): "
         f"stop it with `avatarsync session stop {conversation_id} --env {report.environment}`"
     )
-
-
-async def guard_signals(work: Coroutine[Any, Any, T], on_signal: Callable[[str], None]) -> T:
-    """Run `work`; SIGINT or SIGTERM cancels it once (its `finally` blocks
-    then stop what it started), later signals are only reported: the stop
-    must not be cut short. `on_signal` hears each signal's name."""
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    caught: list[str] = []
-
-    def interrupted(sig: signal.Signals) -> None:
-        on_signal(sig.name)
-        if not caught:
-            task.cancel()
-        caught.append(sig.name)
-
-    installed: list[signal.Signals] = []
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, interrupted, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue
-            installed.append(sig)
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if not caught:
-            raise
-        raise Interrupted(f"interrupted ({caught[0]})") from None
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

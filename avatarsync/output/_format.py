@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from avatarsync.planning.plan import KNOWN_AFTER_APPLY, Action, Change, FieldChange, Plan
@@ -23,8 +24,14 @@ from avatarsync.secret import MASK, scrub
 
 __all__ = [
     "LONG_TEXT_CHARS",
+    "FieldShown",
+    "ShownBlock",
+    "ShownDiff",
+    "ShownUpdate",
+    "ShownValue",
     "change_label",
     "escape_controls",
+    "field_shown",
     "field_value",
     "is_block_text",
     "literal",
@@ -126,6 +133,54 @@ def text_diff(fc: FieldChange) -> list[str] | None:
     after = scrub(fc.after or "").splitlines()
     lines = list(difflib.unified_diff(before, after, lineterm=""))[2:]
     return [escape_controls(line) for line in lines] or None
+
+
+@dataclass(frozen=True)
+class ShownDiff:
+    """An update of long text: unified-diff lines (marker in column one)."""
+
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class ShownBlock:
+    """A created or deleted multi-line text: its lines, scrubbed and escaped."""
+
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class ShownValue:
+    """A created or deleted value, as one literal."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ShownUpdate:
+    """An update, as the literals before and after."""
+
+    before: str
+    after: str
+
+
+FieldShown = ShownDiff | ShownBlock | ShownValue | ShownUpdate
+
+
+def field_shown(action: Action, fc: FieldChange) -> FieldShown:
+    """How the human renderers show one field change: a created resource lists
+    what it will have and a deleted one what goes away (a block for
+    multi-line text); an update is a line diff of long text, else the two
+    literals."""
+    if action in (Action.CREATE, Action.DELETE):
+        value = fc.after if action is Action.CREATE else fc.before
+        if is_block_text(fc, value):
+            return ShownBlock([escape_controls(line) for line in scrub(value).splitlines()])
+        return ShownValue(field_value(fc, value))
+    diff = text_diff(fc)
+    if diff is not None:
+        return ShownDiff(diff)
+    return ShownUpdate(field_value(fc, fc.before), field_value(fc, fc.after))
 
 
 def change_label(change: Change) -> str:

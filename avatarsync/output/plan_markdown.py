@@ -16,15 +16,17 @@ import re
 from collections.abc import Callable, Sequence
 
 from avatarsync.output._format import (
+    ShownBlock,
+    ShownDiff,
+    ShownUpdate,
+    ShownValue,
     change_label,
     escape_controls,
-    field_value,
-    is_block_text,
+    field_shown,
     one_line,
     plan_warnings,
     plural,
     summary_notes,
-    text_diff,
 )
 from avatarsync.planning.plan import Action, Change, DocumentChange, FieldChange, Plan
 from avatarsync.secret import scrub
@@ -170,26 +172,19 @@ def _details(change: Change) -> str:
 def _field_lines(action: Action, fc: FieldChange) -> list[str]:
     name = escape_controls(fc.field)
     forces = "  # forces replacement" if fc.forces_replace else ""
-
-    diff = text_diff(fc) if action not in (Action.CREATE, Action.DELETE) else None
-    if diff is not None:
-        return [f"  {name}:{forces}", *(_diff_line(line) for line in diff)]
-
-    if action in (Action.CREATE, Action.DELETE):
-        marker = "+" if action is Action.CREATE else "-"
-        value = fc.after if action is Action.CREATE else fc.before
-        if is_block_text(fc, value):
-            body = scrub(value).splitlines()
+    marker = "+" if action is Action.CREATE else "-"  # what a create or delete shows
+    match field_shown(action, fc):
+        case ShownDiff(lines):
+            return [f"  {name}:{forces}", *(_diff_line(line) for line in lines)]
+        case ShownBlock(lines):
             return [
                 f"{marker} {name}: |{forces}",
-                *(_block_line(marker, escape_controls(line)) for line in body),
+                *(_block_line(marker, line) for line in lines),
             ]
-        return [f"{marker} {name}: {field_value(fc, value)}{forces}"]
-
-    return [
-        f"- {name}: {field_value(fc, fc.before)}",
-        f"+ {name}: {field_value(fc, fc.after)}{forces}",
-    ]
+        case ShownValue(text):
+            return [f"{marker} {name}: {text}{forces}"]
+        case ShownUpdate(before, after):
+            return [f"- {name}: {before}", f"+ {name}: {after}{forces}"]
 
 
 def _diff_line(line: str) -> str:

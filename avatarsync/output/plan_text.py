@@ -9,15 +9,17 @@ apply order, so the text reads as what apply is about to do.
 from __future__ import annotations
 
 from avatarsync.output._format import (
+    ShownBlock,
+    ShownDiff,
+    ShownUpdate,
+    ShownValue,
     change_label,
     escape_controls,
-    field_value,
-    is_block_text,
+    field_shown,
     one_line,
     plan_warnings,
     plural,
     summary_notes,
-    text_diff,
 )
 from avatarsync.output.color import ACTION_STYLE, Painter
 from avatarsync.planning.plan import Action, Change, DocumentChange, FieldChange, Plan
@@ -82,28 +84,23 @@ def _change_lines(change: Change, paint: Painter) -> list[str]:
 def _field_lines(action: Action, fc: FieldChange, paint: Painter) -> list[str]:
     name = escape_controls(fc.field)
     forces = paint("  # forces replacement", "red") if fc.forces_replace else ""
-
-    diff = text_diff(fc) if action not in (Action.CREATE, Action.DELETE) else None
-    if diff is not None:
-        lines = [f"{_FIELD_INDENT}{name}:{forces}"]
-        for line in diff:
-            style = _DIFF_STYLE.get(line[:1])
-            lines.append(_indent_block(paint(line, style) if style else line))
-        return lines
-
-    # A created resource lists what it will have; a deleted one what goes away.
-    if action in (Action.CREATE, Action.DELETE):
-        value = fc.after if action is Action.CREATE else fc.before
-        if is_block_text(fc, value):
-            body = scrub(value).splitlines()
+    match field_shown(action, fc):
+        case ShownDiff(lines):
             return [
-                f"{_FIELD_INDENT}{name}: |{forces}",
-                *(_indent_block(escape_controls(line)) for line in body),
+                f"{_FIELD_INDENT}{name}:{forces}",
+                *(_indent_block(_paint_diff_line(line, paint)) for line in lines),
             ]
-        return [f"{_FIELD_INDENT}{name}: {field_value(fc, value)}{forces}"]
+        case ShownBlock(lines):
+            return [f"{_FIELD_INDENT}{name}: |{forces}", *(_indent_block(line) for line in lines)]
+        case ShownValue(text):
+            return [f"{_FIELD_INDENT}{name}: {text}{forces}"]
+        case ShownUpdate(before, after):
+            return [f"{_FIELD_INDENT}{name}: {before} → {after}{forces}"]
 
-    before, after = field_value(fc, fc.before), field_value(fc, fc.after)
-    return [f"{_FIELD_INDENT}{name}: {before} → {after}{forces}"]
+
+def _paint_diff_line(line: str, paint: Painter) -> str:
+    style = _DIFF_STYLE.get(line[:1])
+    return paint(line, style) if style else line
 
 
 def _indent_block(line: str) -> str:

@@ -90,7 +90,38 @@ class _Counts:
         return text
 
 
-class ProgressLines:
+class _Display:
+    """What both displays do with an event: count it; a wait is a line; an
+    outcome is a line (each display formats its own); a count that moved is
+    the display's status to refresh."""
+
+    def __init__(self) -> None:
+        self._counts = _Counts()
+
+    def start_apply(self, total: int) -> None:
+        self._counts.total_changes = total
+
+    def __call__(self, event: Event) -> None:
+        self._counts.observe(event)
+        match event:
+            case Retrying() | Paced() | LockWaiting():
+                self._wait(describe_wait(event))
+            case Outcome():
+                self._outcome(event)
+            case PageRead() | InFlight():
+                self._counted()
+
+    def _wait(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _outcome(self, outcome: Outcome) -> None:
+        raise NotImplementedError
+
+    def _counted(self) -> None:
+        """Nothing by default: the live display redraws from the counts itself."""
+
+
+class ProgressLines(_Display):
     """For a log (no terminal): every event worth a line, each with a UTC time.
 
     Status lines (pages read, changes done) at most every few seconds, and
@@ -105,10 +136,10 @@ class ProgressLines:
         color: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self._stream = stream
         self._color = color
         self._clock = clock
-        self._counts = _Counts()
         self._last_status = clock()
         self._shown_status: str | None = None
 
@@ -123,18 +154,14 @@ class ProgressLines:
         """Lines need no pause for a prompt or a payload in between."""
         yield
 
-    def start_apply(self, total: int) -> None:
-        self._counts.total_changes = total
+    def _wait(self, text: str) -> None:
+        self._line(text)
 
-    def __call__(self, event: Event) -> None:
-        self._counts.observe(event)
-        match event:
-            case Retrying() | Paced() | LockWaiting():
-                self._line(describe_wait(event))
-            case Outcome():
-                self._line(self._numbered(format_progress(event, color=self._color)))
-            case PageRead() | InFlight():
-                self._status()
+    def _outcome(self, outcome: Outcome) -> None:
+        self._line(self._numbered(format_progress(outcome, color=self._color)))
+
+    def _counted(self) -> None:
+        self._status()
 
     def _numbered(self, line: str) -> str:
         total = self._counts.total_changes
@@ -156,7 +183,7 @@ class ProgressLines:
         self._stream.flush()
 
 
-class LiveProgress:
+class LiveProgress(_Display):
     """For a terminal: a status line redrawn in place (rich), lines above it.
 
     Only plain `Text` reaches rich, never markup: a path or message from the
@@ -175,8 +202,8 @@ class LiveProgress:
             markup=False,
             emoji=False,
         )
+        super().__init__()
         self._color = color
-        self._counts = _Counts()
         self._live = Live(
             console=self._console,
             refresh_per_second=8,
@@ -208,16 +235,11 @@ class LiveProgress:
         finally:
             self._live.start()
 
-    def start_apply(self, total: int) -> None:
-        self._counts.total_changes = total
+    def _wait(self, text: str) -> None:
+        self._print(text)
 
-    def __call__(self, event: Event) -> None:
-        self._counts.observe(event)
-        match event:
-            case Retrying() | Paced() | LockWaiting():
-                self._print(describe_wait(event))
-            case Outcome():
-                self._print(format_progress(event, color=False), outcome=event)
+    def _outcome(self, outcome: Outcome) -> None:
+        self._print(format_progress(outcome, color=False), outcome=outcome)
 
     def _print(self, text: str, outcome: Outcome | None = None) -> None:
         from rich.text import Text

@@ -85,13 +85,11 @@ def test_render_shows_a_profile_substituted_with_its_byok_key_only_named(
 ) -> None:
     project = make_project()
     write_agents(project, PASSING)
-    agents = project.root / "agents" / "agents.yaml"
-    agents.write_text(
-        agents.read_text().replace(
-            "  provider: groq\n",
-            "  provider: groq\n  byok: {provider: openai, apiKeyEnv: E2E_BYOK_KEY}\n",
-            1,
-        )
+    project.edit(
+        "agents/agents.yaml",
+        "  provider: groq\n",
+        "  provider: groq\n  byok: {provider: openai, apiKeyEnv: E2E_BYOK_KEY}\n",
+        1,
     )
     project.extra_env["E2E_BYOK_KEY"] = "byok-never-rendered-1234"
     result = project.cli("render", "--env", "test", "agentprofile/aria-support")
@@ -107,17 +105,12 @@ def test_a_system_prompt_from_a_secret_variable_is_masked_in_render(
 ) -> None:
     project = make_project()
     write_agents(project, PASSING)
-    config = project.root / "avatarsync.yaml"
-    config.write_text(
-        config.read_text().replace(
-            'manifests: ["characters/*.yaml", "agents/*.yaml"]',
-            'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {secret: [E2E_PROMPT]}',
-        )
+    project.edit(
+        "avatarsync.yaml",
+        'manifests: ["characters/*.yaml", "agents/*.yaml"]',
+        'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {secret: [E2E_PROMPT]}',
     )
-    agents = project.root / "agents" / "agents.yaml"
-    agents.write_text(
-        agents.read_text().replace("You are Aria from ${vars.company}.", "${env.E2E_PROMPT}")
-    )
+    project.edit("agents/agents.yaml", "You are Aria from ${vars.company}.", "${env.E2E_PROMPT}")
     project.extra_env["E2E_PROMPT"] = "You are Aria, secret-prompt-5678."
     result = project.cli("render", "--env", "test", "AgentProfile/aria-support")
     assert result.code == 0, result.err
@@ -130,18 +123,14 @@ def test_the_project_file_checks_avatarium_endpoints(
 ) -> None:
     project = make_project()
     write_agents(project, PASSING)
-    config = project.root / "avatarsync.yaml"
-    text = config.read_text()
-    config.write_text(
-        text.replace(
-            'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
-            "avatarium: {emulator: true, url: https://api.avatarium.ai/v1}",
-            1,
-        ).replace(
-            'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
-            "avatarium: {url: https://api.avatarium.ai/v1}",
-        )
+    endpoint = 'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}'
+    project.edit(
+        "avatarsync.yaml",
+        endpoint,
+        "avatarium: {emulator: true, url: https://api.avatarium.ai/v1}",
+        1,
     )
+    project.edit("avatarsync.yaml", endpoint, "avatarium: {url: https://api.avatarium.ai/v1}")
     result = project.cli("validate")
     assert result.code == 1
     assert (
@@ -156,13 +145,11 @@ def test_an_avatarium_emulator_next_to_a_real_equos_is_started_for_the_run(
 ) -> None:
     project = make_project()
     write_agents(project, PASSING)
-    config = project.root / "avatarsync.yaml"
-    config.write_text(
-        config.read_text().replace(
-            'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
-            "avatarium: {emulator: true}",
-            1,
-        )
+    project.edit(
+        "avatarsync.yaml",
+        'avatarium: {url: "' + project.server.url + '/v1", apiKeyEnv: E2E_AVATARIUM_KEY}',
+        "avatarium: {emulator: true}",
+        1,
     )
     result = project.cli("test", "--env", "test")
     assert result.code == 0, result.text

@@ -9,15 +9,16 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from support.agents import PASSING, open_conversations, write_agents
 from support.e2e import E2EProject
 
 STREAM_DELAY_MS = 150  # between chunks: the reply visibly arrives in pieces
+CHAT = ("chat", "aria-support", "--env", "test")
 
 
 class Terminal:
@@ -57,24 +58,14 @@ def _controlling_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
-def test_chat_streams_in_a_terminal_cancels_a_reply_and_quits(
-    make_project: Callable[..., E2EProject],
-) -> None:
-    project = make_project(ws_chunk_delay_ms=STREAM_DELAY_MS)
-    write_agents(project, PASSING)
+@contextmanager
+def _chat_in_a_terminal(
+    project: E2EProject,
+) -> Iterator[tuple[subprocess.Popen[bytes], Terminal]]:
+    """`chat` in a pty that is its controlling terminal; killed if still running after."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avatarsync",
-            "-C",
-            str(project.root),
-            "chat",
-            "aria-support",
-            "--env",
-            "test",
-        ],
+        project.command(*CHAT),
         stdin=follower,
         stdout=follower,
         stderr=follower,
@@ -82,8 +73,20 @@ def test_chat_streams_in_a_terminal_cancels_a_reply_and_quits(
         preexec_fn=_controlling_terminal,
     )
     os.close(follower)
-    term = Terminal(leader)
     try:
+        yield proc, Terminal(leader)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+
+
+def test_chat_streams_in_a_terminal_cancels_a_reply_and_quits(
+    make_project: Callable[..., E2EProject],
+) -> None:
+    project = make_project(ws_chunk_delay_ms=STREAM_DELAY_MS)
+    write_agents(project, PASSING)
+    with _chat_in_a_terminal(project) as (proc, term):
         term.wait_for("/quit or Ctrl-D ends it")
         prompt = term.wait_for("you> ")
 
@@ -114,46 +117,17 @@ def test_chat_streams_in_a_terminal_cancels_a_reply_and_quits(
         term.type(b"/quit\r")
         term.wait_for(" ended", after=prompt)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
     assert open_conversations(project) == 0
 
 
 def test_ctrl_d_ends_the_conversation(make_project: Callable[..., E2EProject]) -> None:
     project = make_project()
     write_agents(project, PASSING)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avatarsync",
-            "-C",
-            str(project.root),
-            "chat",
-            "aria-support",
-            "--env",
-            "test",
-        ],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=project.env(),
-        preexec_fn=_controlling_terminal,
-    )
-    os.close(follower)
-    term = Terminal(leader)
-    try:
+    with _chat_in_a_terminal(project) as (proc, term):
         term.wait_for("you> ")
         term.type(b"\x04")  # Ctrl-D at the start of a line: end of input
         term.wait_for(" ended")
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
     assert open_conversations(project) == 0
 
 
@@ -186,17 +160,7 @@ def test_sigterm_mid_reply_ends_the_conversation(make_project: Callable[..., E2E
     project = make_project(ws_first_chunk_delay_ms=20_000)
     write_agents(project, PASSING)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avatarsync",
-            "-C",
-            str(project.root),
-            "chat",
-            "aria-support",
-            "--env",
-            "test",
-        ],
+        project.command(*CHAT),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -227,37 +191,12 @@ def test_ctrl_c_at_the_prompt_ends_the_chat_cleanly(
 ) -> None:
     project = make_project()
     write_agents(project, PASSING)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avatarsync",
-            "-C",
-            str(project.root),
-            "chat",
-            "aria-support",
-            "--env",
-            "test",
-        ],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=project.env(),
-        preexec_fn=_controlling_terminal,
-    )
-    os.close(follower)
-    term = Terminal(leader)
-    try:
+    with _chat_in_a_terminal(project) as (proc, term):
         prompt = term.wait_for("you> ")
         term.type(b"Hello!\r")
         prompt = term.wait_for("you> ", after=prompt + 5)
         term.type(b"\x03")
         term.wait_for(" ended", after=prompt)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
     assert "Fatal Python error" not in term.text
     assert open_conversations(project) == 0

@@ -6,24 +6,12 @@ These need a real process: the signal goes to it, not to the test.
 from __future__ import annotations
 
 import signal
-import time
 from collections import Counter
 
 import pytest
-from support.e2e import E2EProject
+from support.e2e import wait_for
 
 FULL = Counter({"Face": 1, "Voice": 1, "Brain": 2, "KnowledgeBase": 1, "Character": 2})
-
-
-def _posts(project: E2EProject) -> int:
-    return sum(n for k, n in project.server.stats()["requests"].items() if k.startswith("POST"))
-
-
-def _wait_for(condition, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -35,7 +23,7 @@ def test_a_signal_mid_apply_stops_cleanly_reports_and_the_rerun_converges(make_p
     )
     (project.root / "characters" / "extra.yaml").write_text(extra)
     proc = project.popen("apply", "--env", "test", "--yes", "--parallelism", "2")
-    _wait_for(lambda: _posts(project) >= 4)
+    wait_for(lambda: project.posts() >= 4, every=0.01)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -52,7 +40,7 @@ def test_a_signal_mid_apply_stops_cleanly_reports_and_the_rerun_converges(make_p
 def test_a_signal_during_a_plan_is_one_line_and_exit_130(make_project, sig):
     project = make_project(latency_ms=2000)
     proc = project.popen("plan", "--env", "test")
-    _wait_for(lambda: project.server.stats()["inFlight"] > 0)
+    wait_for(lambda: project.server.stats()["inFlight"] > 0, every=0.01)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

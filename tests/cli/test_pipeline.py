@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.e2e import KINDS, SENTINEL_KEY
+from support.e2e import KINDS, SENTINEL_KEY, emulator_http
 
 from avatarsync.emulator import EmulatorConfig, EmulatorServer
 
@@ -109,12 +109,7 @@ class Organisation:
         self.server = EmulatorServer(config).start()
 
     def http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url,
-            headers={"x-api-key": SENTINEL_KEY},
-            timeout=10,
-            trust_env=False,
-        )
+        return emulator_http(self.server.url)
 
     def objects(self) -> dict[str, list[dict]]:
         """Every live object of the organisation, by kind (whatever its client)."""

@@ -82,8 +82,7 @@ def test_export_validates_against_its_schema_and_is_stable(applied: E2EProject, 
     # The same manifests and state give the same bytes and hash; a change, another hash.
     again = applied.cli("presets", "export", "--env", "test")
     assert json.loads(again.out) == document
-    config = applied.root / "avatarsync.yaml"
-    config.write_text(config.read_text().replace("company: Acme}", "company: Acme Two}", 1))
+    applied.edit("avatarsync.yaml", "company: Acme}", "company: Acme Two}", 1)
     changed = json.loads(applied.cli("presets", "export", "--env", "test").out)
     assert changed["contentHash"] != document["contentHash"]
     yaml_out = applied.cli("presets", "export", "--env", "test", "--format", "yaml")

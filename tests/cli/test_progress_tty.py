@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
-import sys
 
 from support.e2e import E2EProject
 
@@ -16,7 +15,7 @@ def test_a_terminal_gets_the_live_display_and_a_pipe_gets_the_plan(project: E2EP
     env = project.env()
     env.pop("NO_COLOR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "avatarsync", "-C", str(project.root), "plan", "--env", "test"],
+        project.command("plan", "--env", "test"),
         stdout=subprocess.PIPE,
         stderr=follower,
         stdin=subprocess.DEVNULL,

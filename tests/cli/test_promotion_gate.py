@@ -76,8 +76,7 @@ def test_promote_is_refused_when_tests_failed_and_allowed_once_they_pass(
     assert sum(project.counts(PROD).values()) == 0
 
     # Fixing the test changes the manifests: apply them, test again, promote.
-    agents = project.root / "agents" / "agents.yaml"
-    agents.write_text(agents.read_text().replace('contains: ["Tommy"]', 'contains: ["Aria"]'))
+    project.edit("agents/agents.yaml", 'contains: ["Tommy"]', 'contains: ["Aria"]')
     assert project.cli("apply", "--env", "test", "--yes").code == 0
     assert project.cli("test", "--env", "test").code == 0
     allowed = project.cli("promote", "test", "prod", "--yes")
@@ -91,8 +90,7 @@ def test_tests_that_passed_on_other_manifests_do_not_count(
 ) -> None:
     project = gated(PASSING)
     assert project.cli("test", "--env", "test").code == 0
-    agents = project.root / "agents" / "agents.yaml"
-    agents.write_text(agents.read_text().replace("Topics: billing", "Topics: shipping, billing"))
+    project.edit("agents/agents.yaml", "Topics: billing", "Topics: shipping, billing")
     assert project.cli("apply", "--env", "test", "--yes").code == 0
     result = project.cli("promote", "test", "prod", "--yes")
     assert result.code == 1

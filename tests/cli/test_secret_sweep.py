@@ -51,12 +51,10 @@ spec:
 
 @pytest.fixture
 def secret_project(project: E2EProject) -> E2EProject:
-    config = project.root / "avatarsync.yaml"
-    config.write_text(
-        config.read_text().replace(
-            'manifests: ["characters/*.yaml"]',
-            'manifests: ["characters/*.yaml"]\nenv: {allowPrefixes: [E2E_], secret: [E2E_AGENT_ID, E2E_DOC_NOTE]}',
-        )
+    project.edit(
+        "avatarsync.yaml",
+        'manifests: ["characters/*.yaml"]',
+        'manifests: ["characters/*.yaml"]\nenv: {allowPrefixes: [E2E_], secret: [E2E_AGENT_ID, E2E_DOC_NOTE]}',
     )
     (project.root / "characters" / "secret.yaml").write_text(SECRET_MANIFESTS)
     project.extra_env.update({"E2E_AGENT_ID": AGENT_SECRET, "E2E_DOC_NOTE": DOC_SECRET})
@@ -114,8 +112,7 @@ def test_no_secret_in_any_output_format_or_file(secret_project: E2EProject, tmp_
 def test_a_secret_removed_from_the_manifests_stays_masked(secret_project: E2EProject):
     p = secret_project
     assert p.cli("apply", "--env", "test", "--yes").code == 0
-    secret = p.root / "characters" / "secret.yaml"
-    secret.write_text(secret.read_text().replace("${env.E2E_AGENT_ID}", "now-a-plain-value"))
+    p.edit("characters/secret.yaml", "${env.E2E_AGENT_ID}", "now-a-plain-value")
     runs = [
         p.cli("plan", "--env", "test"),
         p.cli("plan", "--env", "test", "--json"),
@@ -172,10 +169,7 @@ def test_the_api_key_variable_is_not_readable_through_allow_prefixes(secret_proj
 
 def test_a_document_name_cannot_come_from_a_secret(secret_project: E2EProject):
     p = secret_project
-    secret = p.root / "characters" / "secret.yaml"
-    secret.write_text(
-        secret.read_text().replace("name: private-returns", "name: ${env.E2E_DOC_NOTE}")
-    )
+    p.edit("characters/secret.yaml", "name: private-returns", "name: ${env.E2E_DOC_NOTE}")
     result = p.cli("validate")
     assert result.code == 1
     assert "documents[0].name cannot come from a secret variable" in result.err
@@ -361,12 +355,10 @@ def test_a_manifest_cannot_read_a_byok_key_through_env(project: E2EProject):
 
     p = project
     write_agents(p, PASSING)
-    config = p.root / "avatarsync.yaml"
-    config.write_text(
-        config.read_text().replace(
-            'manifests: ["characters/*.yaml", "agents/*.yaml"]',
-            'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {allowPrefixes: [E2E_]}',
-        )
+    p.edit(
+        "avatarsync.yaml",
+        'manifests: ["characters/*.yaml", "agents/*.yaml"]',
+        'manifests: ["characters/*.yaml", "agents/*.yaml"]\nenv: {allowPrefixes: [E2E_]}',
     )
     agents = p.root / "agents" / "agents.yaml"
     text = agents.read_text()

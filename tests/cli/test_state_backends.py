@@ -14,13 +14,12 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import psycopg
 import pytest
-from support.e2e import E2EProject, _environment
+from support.e2e import E2EProject, _environment, wait_for
 from support.servers import MotoServer, PostgresServer
 
 from avatarsync.manifests.project import load_project_file
@@ -89,17 +88,6 @@ def test_a_fresh_checkout_plans_no_changes_from_the_shared_state(shared, tmp_pat
     assert "~ Brain/support" in edited.out and "+ " not in edited.out, edited.out
 
 
-def _wait_for(condition, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def _posts(project: E2EProject) -> int:
-    return sum(n for k, n in project.server.stats()["requests"].items() if k.startswith("POST"))
-
-
 def _slow(project: E2EProject, brains: int = 20) -> Counter:
     """More resources, applied slowly (the emulator's latency): a long apply."""
     project.server.set_faults(latency_ms=60)
@@ -117,7 +105,7 @@ def test_a_second_runner_is_refused_naming_the_holder(shared, tmp_path) -> None:
     other = clone(shared, tmp_path, "runner2")
     first = shared.popen("apply", "--env", "test", "--yes", "--parallelism", "2")
     try:
-        _wait_for(lambda: _posts(shared) >= 2)
+        wait_for(lambda: shared.posts() >= 2)
         refused = other.cli("apply", "--env", "test", "--yes")
     finally:
         _, err = first.communicate(timeout=120)
@@ -140,7 +128,7 @@ def test_racing_runners_wait_for_the_lock_and_nothing_is_duplicated(shared, tmp_
                     _Watched(p.popen("apply", "--env", "test", "--yes", "--lock-timeout", "90"))
                     for p in (shared, other)
                 ]
-                _wait_for(lambda: all(r.saw("waiting for the lock of 'test'") for r in racers))
+                wait_for(lambda: all(r.saw("waiting for the lock of 'test'") for r in racers))
         finally:
             store.close()
     results = [r.finish() for r in racers]
@@ -185,7 +173,7 @@ def test_a_killed_runner_leaves_no_lock_on_postgres(make_project, postgres_url) 
     use_postgres(project, postgres_url)
     expected = _slow(project)
     proc = project.popen("apply", "--env", "test", "--yes", "--parallelism", "2")
-    _wait_for(lambda: _posts(project) >= 4)
+    wait_for(lambda: project.posts() >= 4)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     project.server.set_faults(latency_ms=0)
@@ -201,7 +189,7 @@ def test_a_killed_runner_leaves_an_s3_lock_that_state_unlock_breaks(
     use_s3(project, moto_server, s3_bucket)
     expected = _slow(project)
     proc = project.popen("apply", "--env", "test", "--yes", "--parallelism", "2")
-    _wait_for(lambda: _posts(project) >= 4)
+    wait_for(lambda: project.posts() >= 4)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     project.server.set_faults(latency_ms=0)
@@ -223,7 +211,7 @@ def test_a_database_restart_mid_apply_leaves_no_duplicate(
     use_postgres(project, postgres_url)
     expected = _slow(project, brains=30)
     proc = project.popen("apply", "--env", "test", "--yes", "--parallelism", "2")
-    _wait_for(lambda: _posts(project) >= 6)
+    wait_for(lambda: project.posts() >= 6)
     postgres_server.restart()
     _, err = proc.communicate(timeout=180)
     # The run reconnected, took its lock again and finished.

@@ -7,34 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.error_shapes import JSON, equos_error
 
 from avatarsync.emulator import EmulatorConfig, EmulatorServer
-
-MAX_UPLOAD_BYTES = 32 * 2**20  # TEMP
-
-JSON = {"content-type": "application/json"}
-SURROGATE = '"\\ud800"'  # JSON text for a lone UTF-16 surrogate
-DEEP = b"[" * 100_000 + b"]" * 100_000
-
-
-def equos_error(response: httpx.Response, status: int = 400) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"statusCode", "message", "error"} and body["statusCode"] == status
-    return str(body["message"])
-
-
-def avatarium_error(response: httpx.Response, status: int = 400) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["meta"]["requestId"] == response.headers["x-request-id"]
-    return dict(body["error"])
-
-
-@pytest.fixture
-def bearer(api_key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {api_key}"}
-
 
 # ---------------------------------------------------------------- numbers
 

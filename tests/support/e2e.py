@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -112,6 +113,19 @@ spec:
 """
 
 
+def wait_for(condition: Callable[[], object], seconds: float = 60, every: float = 0.02) -> None:
+    """Poll `condition` every `every` s until it holds; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
+
+
+def emulator_http(url: str, key: str = SENTINEL_KEY) -> httpx.Client:
+    """A client of the emulator's Equos API with `key` (no proxy from the environment)."""
+    return httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=10, trust_env=False)
+
+
 @dataclass
 class Result:
     code: int
@@ -152,6 +166,13 @@ class E2EProject:
         elif sally_file.exists():
             sally_file.unlink()
 
+    def edit(self, path: str, old: str, new: str, count: int = -1) -> None:
+        """Replace `old` (which must be there) by `new` in the project's file at `path`."""
+        file = self.root / path
+        text = file.read_text()
+        assert old in text, f"{old!r} is not in {path}"
+        file.write_text(text.replace(old, new, count))
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("E2E_")}
         env["E2E_EQUOS_KEY"] = self.key
@@ -176,10 +197,14 @@ class E2EProject:
                 code = exc.code if isinstance(exc.code, int) else 1
         return Result(code, out.getvalue(), err.getvalue())
 
+    def command(self, *args: str) -> list[str]:
+        """The console script's command line for this project (`python -m avatarsync`)."""
+        return [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args]
+
     def process(self, *args: str, timeout: float = 120, stdin: str | None = "") -> Result:
         """The console script in a separate process."""
         proc = subprocess.run(
-            [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
+            self.command(*args),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -190,7 +215,7 @@ class E2EProject:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "avatarsync", "-C", str(self.root), *args],
+            self.command(*args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -199,9 +224,12 @@ class E2EProject:
         )
 
     def http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.server.url, headers={"x-api-key": self.key}, timeout=10, trust_env=False
-        )
+        return emulator_http(self.server.url, self.key)
+
+    def posts(self) -> int:
+        """How many POST requests the emulator has answered (creates, uploads, starts)."""
+        requests = self.server.stats()["requests"]
+        return sum(n for k, n in requests.items() if k.startswith("POST"))
 
     def remote(self, client: str = CLIENT) -> dict[str, list[dict]]:
         """Every live object with our client tag, by kind (all pages)."""
