@@ -585,6 +585,11 @@ class RestClient:
                     sink(InFlight(self._in_flight))
                 try:
                     response = await self._client.send(request)
+                    # httpx binds the (already read) stream to its response: a
+                    # reference cycle that keeps every page's body alive until
+                    # the garbage collector runs, which a bulk read defers.
+                    # A plain stream of the same bytes lets it go with the answer.
+                    response.stream = httpx.ByteStream(response.content)
                 except httpx.RequestError as exc:
                     failure = _describe(exc, method, _redact(request.url))
                 finally:

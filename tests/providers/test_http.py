@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from email.utils import formatdate
 
 import httpx
@@ -320,3 +322,24 @@ def test_https_origins_verify_certificates_and_plain_http_loads_none() -> None:
     assert verified.verify_mode is ssl.CERT_REQUIRED and verified.check_hostname
     assert _tls_verification("https://api.avatarium.ai/v1") is verified  # loaded once
     assert _tls_verification("http://127.0.0.1:8080") is False
+
+
+async def test_an_answer_is_freed_with_its_last_reference_not_by_the_garbage_collector(
+    make_equos, script
+) -> None:
+    """A bulk read runs with the collector off: a page body kept alive by a
+    reference cycle would stay in memory for the whole plan (26 MB at 10,000)."""
+    answers: list[weakref.ref[httpx.Response]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        response = ok()
+        answers.append(weakref.ref(response))
+        return response
+
+    async with make_equos(script(answer)) as client:
+        gc.disable()
+        try:
+            assert (await client.get(Kind.FACE, "f1"))["id"] == "f1"
+            assert answers and answers[0]() is None
+        finally:
+            gc.enable()
