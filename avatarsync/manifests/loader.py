@@ -56,6 +56,7 @@ MAX_EXPANDED_BYTES = 4 * MAX_FILE_BYTES
 YamlPath = tuple[str | int, ...]
 
 _TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _TAG + "merge"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALAR_TAGS = {"str", "null", "bool", "int", "float", "timestamp"}
 
@@ -394,6 +395,9 @@ class _Builder:
         self.active: set[int] = set()  # nodes being built: catches recursive aliases
         # One ScalarInfo per node: an alias repeats the node, not its source text.
         self.infos: dict[int, ScalarInfo] = {}
+        # A lone surrogate can only come from an escape (the text itself was
+        # decoded from UTF-8), so most files need no search per scalar.
+        self.escapes = "\\" in text or _SURROGATE.search(text) is not None
 
     def build(self, node: Node, path: YamlPath, source: SourceMap) -> Any:
         self.count += 1
@@ -441,7 +445,7 @@ class _Builder:
                 self._block_indent(node) if node.style == "|" else None,  # block_indent
             )
         source.scalars[path] = info
-        if _SURROGATE.search(node.value):
+        if self.escapes and _SURROGATE.search(node.value):
             self._error(
                 node,
                 "text contains a lone surrogate (an escape like \\ud800, half of a "
@@ -460,10 +464,10 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: YamlPath, source: SourceMap) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        first_seen: dict[str, Node] = {}
         merges: list[tuple[Node, Node]] = []
+        keys = source.keys
         for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
+            if key_node.tag == _MERGE_TAG:
                 merges.append((key_node, value_node))
                 continue
             if not isinstance(key_node, ScalarNode):
@@ -471,18 +475,17 @@ class _Builder:
                 continue
             # Keys are always text: `on:` or `1.10:` name what is written.
             key = key_node.value
-            if key in first_seen:
-                first = first_seen[key].start_mark
+            child = (*path, key)
+            if key in result:
+                first = keys[child]
                 self._error(
                     key_node,
-                    f"duplicate key '{key}' (first written at line {first.line + 1}, "
-                    f"column {first.column + 1}); remove one of them",
+                    f"duplicate key '{key}' (first written at line {first.line}, "
+                    f"column {first.col}); remove one of them",
                 )
                 continue
-            first_seen[key] = key_node
-            child = (*path, key)
             mark = key_node.start_mark
-            source.keys[child] = Position(self.display, mark.line + 1, mark.column + 1)
+            keys[child] = Position(self.display, mark.line + 1, mark.column + 1)
             result[key] = self.build(value_node, child, source)
         for key_node, merge in merges:
             self._merge(key_node, merge, path, source, result)
@@ -499,7 +502,7 @@ class _Builder:
                 self._error(merge_key, "'<<' merges only mappings (an alias of a mapping)")
                 continue
             for key_node, value_node in item.value:
-                if not isinstance(key_node, ScalarNode) or key_node.tag == _TAG + "merge":
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
                     continue
                 key = key_node.value
                 if key not in into:
