@@ -216,14 +216,15 @@ def progress(obj: CliContext) -> ProgressLines | LiveProgress:
     return open_progress(stream, live=live, color=color)
 
 
-def write_step_summary(obj: CliContext, markdown: str) -> None:
-    """Append to the GitHub job summary ($GITHUB_STEP_SUMMARY), in GitHub mode."""
+def write_step_summary(obj: CliContext, markdown: Callable[[], str]) -> None:
+    """Append to the GitHub job summary ($GITHUB_STEP_SUMMARY), in GitHub mode
+    (`markdown` renders it: only then, a plan of 20,000 resources is not free)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not obj.github or not path:
         return
     try:
         with open(path, "a", encoding="utf-8") as summary:
-            summary.write(markdown.rstrip("\n") + "\n\n")
+            summary.write(markdown().rstrip("\n") + "\n\n")
     except OSError as exc:
         click.echo(f"warning: cannot write the step summary {path}: {exc.strerror}", err=True)
 

@@ -126,7 +126,7 @@ def promote(
             save_plan_file(run.plan, out)
             annotate_plan(obj, ws, run.plan)
         print_plan(obj, run.plan, as_json=request.as_json)
-        write_step_summary(obj, render_plan_markdown(run.plan))
+        write_step_summary(obj, lambda: render_plan_markdown(run.plan))
         click.echo(f"Saved the plan to {out}; apply it with: avatarsync apply {out}", err=True)
         return 0
     return apply_environment(obj, project, target_env, options, request)
@@ -156,5 +156,5 @@ def drift(obj: CliContext, env_name: str, as_json: bool, markdown: bool) -> int:
         print_plan(obj, run.plan, as_json=as_json, markdown=markdown, title="drift")
     else:
         click.echo(f"No drift: environment {env_name!r} is as its last apply left it.")
-    write_step_summary(obj, render_plan_markdown(run.plan, title="drift"))
+    write_step_summary(obj, lambda: render_plan_markdown(run.plan, title="drift"))
     return 2 if drifted else 0

@@ -237,7 +237,7 @@ def plan(
                 save_plan_file(run.plan, out)
         annotate_plan(obj, ws, run.plan)
     print_plan(obj, run.plan, as_json=as_json, markdown=markdown, show_noop=show_unchanged)
-    write_step_summary(obj, render_plan_markdown(run.plan))
+    write_step_summary(obj, lambda: render_plan_markdown(run.plan))
     click.echo(f"({run.requests} API requests, all reads)", err=True)
     if out is not None:
         click.echo(f"Saved the plan to {out}; apply it with: avatarsync apply {out}", err=True)
@@ -307,7 +307,7 @@ def apply_environment(
         click.echo(render_apply_json(report), nl=False)
     else:
         click.echo(render_apply_text(report, color=_color(obj, sys.stdout)), nl=False)
-    write_step_summary(obj, render_apply_markdown(report))
+    write_step_summary(obj, lambda: render_apply_markdown(report))
     if report.interrupted:
         return 130  # the shell's convention for a run stopped by a signal
     return 0 if report.ok else 1

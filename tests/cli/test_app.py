@@ -34,10 +34,17 @@ def test_the_step_summary_is_written_only_in_github_mode(
 ) -> None:
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    write_step_summary(CliContext(github=False), "### not written")
+    rendered: list[str] = []
+
+    def render(text: str) -> str:
+        rendered.append(text)
+        return text
+
+    write_step_summary(CliContext(github=False), lambda: render("### not written"))
     assert not summary.exists()
-    write_step_summary(CliContext(github=True), "### one")
-    write_step_summary(CliContext(github=True), "### two\n")
+    assert rendered == []  # not even rendered outside GitHub mode
+    write_step_summary(CliContext(github=True), lambda: render("### one"))
+    write_step_summary(CliContext(github=True), lambda: render("### two\n"))
     assert summary.read_text() == "### one\n\n### two\n\n"  # appended, like other steps'
 
 
