@@ -28,7 +28,7 @@ from pathlib import Path
 import filelock
 
 from avatarsync.errors import LockError, StateError
-from avatarsync.state.model import State, StateOp
+from avatarsync.state.model import State, StateOp, corrupt_state, decode_state
 
 __all__ = ["FileStateStore"]
 
@@ -68,20 +68,7 @@ class FileStateStore:
             return State(environment=self.environment, client=self.client)
         except (OSError, UnicodeDecodeError) as exc:
             raise self._corrupt(f"cannot be read ({exc})") from exc
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise self._corrupt(f"is not JSON ({exc})") from exc
-        try:
-            state = State.from_dict(data)
-        except StateError as exc:
-            raise self._corrupt(str(exc)) from None
-        if state.environment != self.environment:
-            raise StateError(
-                f"state file {self.path} belongs to environment {state.environment!r}, "
-                f"not {self.environment!r}"
-            )
-        return state
+        return decode_state(text, self.environment, self.describe())
 
     def _read_journal(self) -> list[StateOp]:
         try:
@@ -104,11 +91,7 @@ class FileStateStore:
         return ops
 
     def _corrupt(self, problem: str) -> StateError:
-        return StateError(
-            f"{self.describe()} {problem}. Nothing was changed. Move it aside and run "
-            f"'avatarsync import --env {self.environment}' to rebuild it from the live "
-            "resources."
-        )
+        return corrupt_state(self.describe(), self.environment, problem)
 
     # -- writing -------------------------------------------------------------
 

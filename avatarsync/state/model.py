@@ -32,6 +32,8 @@ __all__ = [
     "ResourceState",
     "State",
     "StateOp",
+    "corrupt_state",
+    "decode_state",
 ]
 
 STATE_VERSION = 2
@@ -249,6 +251,33 @@ class StateOp:
         )
         op.apply(State("check", "check"))  # refuses an unknown or incomplete change
         return op
+
+
+def corrupt_state(where: str, environment: str, problem: str) -> StateError:
+    """State that cannot be used: what is wrong with it, and how to rebuild it
+    (`where` is the store's description, e.g. "state file PATH")."""
+    return StateError(
+        f"{where} {problem}. Nothing was changed. Move it aside and run "
+        f"'avatarsync import --env {environment}' to rebuild it from the live resources."
+    )
+
+
+def decode_state(body: str | bytes, environment: str, where: str) -> State:
+    """A stored state document, checked before any use: JSON, the format, and
+    that it is `environment`'s (a copied file must not steer another one)."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise corrupt_state(where, environment, f"is not JSON ({exc})") from None
+    try:
+        state = State.from_dict(data)
+    except StateError as exc:
+        raise corrupt_state(where, environment, str(exc)) from None
+    if state.environment != environment:
+        raise StateError(
+            f"{where} belongs to environment {state.environment!r}, not {environment!r}"
+        )
+    return state
 
 
 class _Reader:

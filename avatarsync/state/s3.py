@@ -50,7 +50,7 @@ import botocore.exceptions
 
 from avatarsync.errors import LockError, StateError
 from avatarsync.secret import Secret
-from avatarsync.state.model import State, StateOp
+from avatarsync.state.model import State, StateOp, corrupt_state, decode_state
 
 __all__ = ["S3StateStore"]
 
@@ -203,24 +203,10 @@ class S3StateStore:
         return state
 
     def _parse(self, body: bytes) -> State:
-        try:
-            state = State.from_dict(json.loads(body))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise self._corrupt(f"is not JSON ({exc})") from None
-        except StateError as exc:
-            raise self._corrupt(str(exc)) from None
-        if state.environment != self.environment:
-            raise StateError(
-                f"{self.describe()} belongs to environment {state.environment!r}, "
-                f"not {self.environment!r}"
-            )
-        return state
+        return decode_state(body, self.environment, self.describe())
 
     def _corrupt(self, problem: str) -> StateError:
-        return StateError(
-            f"{self.describe()} {problem}. Nothing was changed. Move it aside and run "
-            f"'avatarsync import --env {self.environment}' to rebuild it from the live resources."
-        )
+        return corrupt_state(self.describe(), self.environment, problem)
 
     def _journal_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

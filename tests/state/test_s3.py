@@ -186,3 +186,19 @@ def test_no_credentials_at_all_is_a_clear_error(make, monkeypatch, tmp_path) -> 
     store = make()
     with pytest.raises(StateError, match="no AWS credentials: set AWS_ACCESS_KEY_ID"):
         store.load()
+
+
+def test_a_state_object_that_is_not_json_or_not_this_environments_is_refused(
+    make, s3, s3_bucket
+) -> None:
+    store = make()
+    s3.put_object(Bucket=s3_bucket, Key=KEY, Body=b"{nope")
+    with pytest.raises(StateError) as caught:
+        store.load()
+    assert str(caught.value).startswith(f"S3 state s3://{s3_bucket}/{KEY} at ")
+    assert "is not JSON" in str(caught.value)
+    assert "'avatarsync import --env test' to rebuild it" in str(caught.value)
+    other = State(environment="prod", client="acme").to_dict()
+    s3.put_object(Bucket=s3_bucket, Key=KEY, Body=json.dumps(other).encode())
+    with pytest.raises(StateError, match=r"belongs to environment 'prod', not 'test'$"):
+        store.load()
