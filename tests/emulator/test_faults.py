@@ -27,17 +27,18 @@ def statuses(http: httpx.Client, n: int, path: str = "/v3/health") -> list[int]:
 def test_latency_is_applied_to_api_calls_only(
     emulator: EmulatorServer, equos_http: httpx.Client
 ) -> None:
-    emulator.set_faults(latency_ms=300)
+    # Bounds with a second of slack: a loaded CI runner must not make them flake.
+    emulator.set_faults(latency_ms=1500)
     began = time.perf_counter()
     assert equos_http.get("/v3/brains").status_code == 200
-    assert time.perf_counter() - began >= 0.3
+    assert time.perf_counter() - began >= 1.5
     began = time.perf_counter()
     assert equos_http.get("/_emulator/stats").status_code == 200
-    assert time.perf_counter() - began < 0.2
+    assert time.perf_counter() - began < 0.5
     emulator.set_faults(latency_ms=0)
     began = time.perf_counter()
     equos_http.get("/v3/brains")
-    assert time.perf_counter() - began < 0.2
+    assert time.perf_counter() - began < 0.5
 
 
 def test_latency_keeps_requests_concurrent_and_peak_in_flight_counts_them(
@@ -53,7 +54,7 @@ def test_latency_keeps_requests_concurrent_and_peak_in_flight_counts_them(
     began = time.perf_counter()
     assert asyncio.run(burst()) == [200] * 8
     elapsed = time.perf_counter() - began
-    assert elapsed < 8 * 0.2 / 2, f"requests were serialised ({elapsed:.2f}s)"
+    assert elapsed < 8 * 0.2, f"requests were serialised ({elapsed:.2f}s)"  # serial: >= 1.6 s
     stats = emulator.stats()
     assert stats["peakInFlight"] >= 4
     assert stats["inFlight"] == 0
