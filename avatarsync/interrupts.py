@@ -11,15 +11,16 @@ the loop supports them; elsewhere the default handling stays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from avatarsync.errors import Interrupted
 
-__all__ = ["SIGNALS", "cancel_on_signals", "install_handlers"]
+__all__ = ["SIGNALS", "cancel_on_signals", "install_handlers", "undone_if_cancelled"]
 
 T = TypeVar("T")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and how CI cancels a job
@@ -79,3 +80,20 @@ async def cancel_on_signals(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+async def undone_if_cancelled(
+    start: Coroutine[Any, Any, T], undo: Callable[[T], Awaitable[object]], grace: float = 30.0
+) -> T:
+    """Await `start`, a create that is not taken back by hanging up (a POST the
+    platform may have committed). Cancelled meanwhile, it waits up to `grace`
+    seconds for the answer and `undo`es what was created (ends or stops a
+    billed conversation), then lets the cancellation go on."""
+    task = asyncio.ensure_future(start)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            created = await asyncio.wait_for(asyncio.shield(task), grace)
+            await undo(created)
+        raise

@@ -10,13 +10,12 @@ treats "already ended" as done, so that a stop on every exit path is safe.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from avatarsync.errors import BadRequestError, NotFoundError, SessionError
+from avatarsync.interrupts import undone_if_cancelled
 from avatarsync.providers.equos import EquosClient
 from avatarsync.secret import MASK, Secret
 
@@ -225,14 +224,11 @@ async def start_conversation_or_undo(
     client that hung up): a cancellation while the answer is on its way
     waits for it (up to `grace` seconds) and stops the conversation it
     started before going on, so no cancelled start leaves one running."""
-    task = asyncio.ensure_future(start_conversation(client, spec))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            started = await asyncio.wait_for(asyncio.shield(task), grace)
-            await stop_conversation(client, started.conversation.id)
-        raise
+
+    async def stop(started: StartedSession) -> None:
+        await stop_conversation(client, started.conversation.id)
+
+    return await undone_if_cancelled(start_conversation(client, spec), stop, grace)
 
 
 async def stop_conversation(client: EquosClient, conversation_id: str) -> Conversation:

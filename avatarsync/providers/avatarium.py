@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from avatarsync.catalog import AVATARIUM_PROVIDERS
 from avatarsync.errors import ApiError, ServerError, TransportError
+from avatarsync.interrupts import undone_if_cancelled
 from avatarsync.providers.http import ErrorInfo, PlatformClient, error_for_status
 from avatarsync.secret import Secret, scrub
 
@@ -124,8 +125,16 @@ class AvatariumClient(PlatformClient):
     ) -> AsyncIterator[AvatariumConversation]:
         """Create a conversation and **always** end it when the block exits, on
         success, error and cancellation alike (a second cancellation does not
-        abort the end: conversations left open cost money)."""
-        data = await self.create_conversation(avatar_id, provider, system_prompt, byok)
+        abort the end: conversations left open cost money). A cancellation
+        while the create's answer is on its way waits for it and ends what it
+        created: the platform makes the conversation whether or not we listen."""
+
+        async def end(created: dict[str, Any]) -> None:
+            await finish_cleanup(AvatariumConversation(self, created, ws_auth=ws_auth).end())
+
+        data = await undone_if_cancelled(
+            self.create_conversation(avatar_id, provider, system_prompt, byok), end
+        )
         conversation = AvatariumConversation(self, data, ws_auth=ws_auth)
         try:
             yield conversation

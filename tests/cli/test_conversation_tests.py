@@ -197,10 +197,10 @@ spec:
     - say: "bye"
       expect: {contains: "Goodbye"}
 """
-    project = agents(impatient, ws_first_chunk_delay_ms=3000, ws_delay_replies=1)
+    project = agents(impatient, ws_first_chunk_delay_ms=10_000, ws_delay_replies=1)
     started = time.monotonic()
     code, report = run_json(project)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 8  # gave up at 0.5 s, never waited for the reply
     assert code == 1
     first, second = turns_of(report, "impatient")
     assert first["failures"][0].startswith("no complete reply within 0.5 s (0 chunk(s) received")
@@ -291,6 +291,47 @@ def test_an_interrupted_run_ends_every_conversation(
         or "lastTests" not in state.read_text()
         or (json.loads(state.read_text()).get("lastTests") is None)
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_conversation_is_being_created_still_ends_it(
+    agents: Callable[..., E2EProject], sig: signal.Signals
+) -> None:
+    """The creates' POSTs are at the platform, not answered yet: they will
+    make conversations whatever the client does next, so the run must wait
+    for their answers and end them (the emulator sleeps its latency first,
+    then creates: they are counted once handled)."""
+    project = agents()
+    set_faults(project, latencyMs=1500)
+    proc = project.popen("test", "--env", "test")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # both tests' creates at the emulator, neither answered yet
+            with project.http() as http:
+                stats = http.get("/_emulator/stats").json()
+            if stats["inFlight"] >= 2 and not stats["requests"]:  # counted once answered
+                break
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no create was sent"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    while True:  # the emulator finishes what it was handling (and counts it)
+        with project.http() as http:
+            stats = http.get("/_emulator/stats").json()
+        if stats["inFlight"] == 0:
+            break
+        assert time.monotonic() < deadline + 30, stats
+        time.sleep(0.05)
+    requests = stats["requests"]
+    created = requests["POST /v1/conversations"]
+    assert created >= 1
+    assert requests.get("POST /v1/conversations/{conversation_id}/end", 0) == created
+    assert open_conversations(project) == 0
 
 
 def test_unknown_test_names_are_an_error_with_a_hint(agents: Callable[..., E2EProject]) -> None:
