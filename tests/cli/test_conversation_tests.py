@@ -27,7 +27,7 @@ from support.agents import (
     set_faults,
     write_agents,
 )
-from support.e2e import E2EProject
+from support.e2e import E2EProject, wait_for
 
 
 @pytest.fixture
@@ -264,24 +264,40 @@ def test_rest_errors_carry_the_request_id(agents: Callable[..., E2EProject]) -> 
     assert "avatar_not_found" in error
 
 
+def _stats(project: E2EProject) -> dict[str, Any]:
+    with project.http() as http:
+        return dict(http.get("/_emulator/stats").json())
+
+
+def _interrupt_run_when(
+    project: E2EProject, ready: Callable[[], bool], sig: signal.Signals, waiting_for: str
+) -> tuple[int, str]:
+    """Start `avatarsync test`, send `sig` once `ready()` holds (the run still
+    going), and return its exit code and stderr."""
+    proc = project.popen("test", "--env", "test")
+    try:
+        deadline = time.monotonic() + 30
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, waiting_for
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_ends_every_conversation(
     agents: Callable[..., E2EProject], sig: signal.Signals
 ) -> None:
     project = agents(ws_first_chunk_delay_ms=20_000)
-    proc = project.popen("test", "--env", "test")
-    try:
-        deadline = time.monotonic() + 30
-        while open_conversations(project) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the tests never started"
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    code, err = _interrupt_run_when(
+        project, lambda: open_conversations(project) >= 2, sig, "the tests never started"
+    )
+    assert code == 130, err
     assert f"interrupted ({sig.name}); every conversation it started was ended" in err
     assert err.strip().splitlines()[-1] == "Interrupted."
     assert open_conversations(project) == 0
@@ -303,31 +319,16 @@ def test_a_signal_while_a_conversation_is_being_created_still_ends_it(
     then creates: they are counted once handled)."""
     project = agents()
     set_faults(project, latencyMs=1500)
-    proc = project.popen("test", "--env", "test")
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # both tests' creates at the emulator, neither answered yet
-            with project.http() as http:
-                stats = http.get("/_emulator/stats").json()
-            if stats["inFlight"] >= 2 and not stats["requests"]:  # counted once answered
-                break
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no create was sent"
-            time.sleep(0.02)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    while True:  # the emulator finishes what it was handling (and counts it)
-        with project.http() as http:
-            stats = http.get("/_emulator/stats").json()
-        if stats["inFlight"] == 0:
-            break
-        assert time.monotonic() < deadline + 30, stats
-        time.sleep(0.05)
-    requests = stats["requests"]
+
+    def both_creates_unanswered() -> bool:
+        stats = _stats(project)
+        return stats["inFlight"] >= 2 and not stats["requests"]  # counted once answered
+
+    code, err = _interrupt_run_when(project, both_creates_unanswered, sig, "no create was sent")
+    assert code == 130, err
+    # The emulator finishes what it was handling (and counts it).
+    wait_for(lambda: _stats(project)["inFlight"] == 0, seconds=60, every=0.05)
+    requests = _stats(project)["requests"]
     created = requests["POST /v1/conversations"]
     assert created >= 1
     assert requests.get("POST /v1/conversations/{conversation_id}/end", 0) == created
